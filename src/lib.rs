@@ -1,0 +1,20 @@
+//! portcullis: TLS, mutual-TLS identity and Redis 7.0 ACLs in front of any Redis.
+//!
+//! The data path, in the order bytes travel:
+//! - [`server`]: listeners, accept, connection caps, shutdown.
+//! - [`tls`]: rustls server configuration and client-certificate identity.
+//! - [`conn`]: the per-client task: read -> scan -> policy -> forward, reply slots.
+//! - [`resp`]: the client-side request scanner and the upstream-side reply scanner.
+//! - [`acl`]: users, rules, authentication (and, later, the full Redis 7.0 ACL).
+//! - [`upstream`]: connecting to the upstream Redis (AUTH, HELLO).
+//! - [`config`]: `proxy.toml` -> validated configuration.
+#![forbid(unsafe_code)]
+
+pub mod acl;
+pub mod certgen;
+pub mod config;
+pub mod conn;
+pub mod resp;
+pub mod server;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,4 @@
+//! RESP scanning: [`request`] finds client commands, [`reply`] finds upstream reply frames.
+
+pub mod reply;
+pub mod request;
