@@ -1,1 +1,161 @@
-//! (in progress)
+//! Step 4, upstream side: open the client's own connection to the upstream Redis.
+//!
+//! One connection per authenticated client, opened on first need, over TCP or a
+//! unix socket, with the proxy's own upstream `AUTH` when configured. The
+//! connection task then writes forwarded commands to it and reads replies.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::config::{UpstreamAddr, UpstreamSettings};
+
+/// Why the upstream could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// TCP/unix connect failed.
+    #[error("connect to {addr} failed: {source}")]
+    Connect {
+        /// The configured address.
+        addr: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Connect or AUTH took longer than `connect_timeout_ms`.
+    #[error("connect to {0} timed out")]
+    Timeout(String),
+    /// The upstream refused the proxy's AUTH (its reply, first line).
+    #[error("upstream AUTH refused: {0}")]
+    Auth(String),
+}
+
+/// A connected upstream, TCP or unix.
+#[derive(Debug)]
+pub enum UpstreamStream {
+    /// `host:port`.
+    Tcp(TcpStream),
+    /// `unix:/path`.
+    Unix(UnixStream),
+}
+
+/// The RESP bytes of the proxy's upstream `AUTH`, if one is configured.
+pub fn auth_command(s: &UpstreamSettings) -> Option<Bytes> {
+    let password = s.password.as_deref()?;
+    let mut args: Vec<&[u8]> = vec![b"AUTH"];
+    if let Some(user) = s.username.as_deref() {
+        args.push(user.as_bytes());
+    }
+    args.push(password.as_bytes());
+    Some(Bytes::from(encode_command(&args)))
+}
+
+/// Encodes `args` as a RESP multibulk command.
+pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Connects (and authenticates, if configured) within `connect_timeout`.
+pub async fn connect(s: &UpstreamSettings) -> Result<UpstreamStream, UpstreamError> {
+    let label = match &s.address {
+        UpstreamAddr::Tcp(a) => a.clone(),
+        UpstreamAddr::Unix(p) => format!("unix:{}", p.display()),
+    };
+    match tokio::time::timeout(s.connect_timeout, connect_and_auth(s, &label)).await {
+        Ok(r) => r,
+        Err(_) => Err(UpstreamError::Timeout(label)),
+    }
+}
+
+async fn connect_and_auth(s: &UpstreamSettings, label: &str) -> Result<UpstreamStream, UpstreamError> {
+    let err = |source| UpstreamError::Connect {
+        addr: label.to_string(),
+        source,
+    };
+    let mut stream = match &s.address {
+        UpstreamAddr::Tcp(a) => {
+            let tcp = TcpStream::connect(a.as_str()).await.map_err(err)?;
+            tcp.set_nodelay(true).map_err(err)?;
+            UpstreamStream::Tcp(tcp)
+        }
+        UpstreamAddr::Unix(p) => UpstreamStream::Unix(UnixStream::connect(p).await.map_err(err)?),
+    };
+    if let Some(auth) = auth_command(s) {
+        stream.write_all(&auth).await.map_err(err)?;
+        let line = read_line(&mut stream).await.map_err(err)?;
+        if line != b"+OK" {
+            return Err(UpstreamError::Auth(String::from_utf8_lossy(&line).into_owned()));
+        }
+    }
+    Ok(stream)
+}
+
+/// Reads one `\r\n`-terminated reply line (at most 4 KiB), without the terminator.
+async fn read_line(stream: &mut UpstreamStream) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if line.len() > 4096 || stream.read(&mut byte).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no AUTH reply"));
+        }
+        line.push(byte[0]);
+    }
+    line.truncate(line.len() - 2);
+    Ok(line)
+}
+
+impl AsyncRead for UpstreamStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            UpstreamStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpstreamStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            UpstreamStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            UpstreamStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            UpstreamStream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            UpstreamStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

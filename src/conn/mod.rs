@@ -1,1 +1,3 @@
-//! (in progress)
+//! Step 3, the per-client task: read -> scan -> policy -> forward; reply slots.
+
+pub mod slots;

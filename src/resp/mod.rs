@@ -1,4 +1,5 @@
 //! RESP scanning: [`request`] finds client commands, [`reply`] finds upstream reply frames.
 
+pub mod num;
 pub mod reply;
 pub mod request;

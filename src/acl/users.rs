@@ -1,0 +1,194 @@
+//! The set of users, built from `[[users]]` and `[auth] acl_file`, and password checks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::rules::apply_rules;
+use super::user::User;
+use crate::config::{Config, RateSettings};
+
+/// Per-user settings from `[[users]]` that are not ACL rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserLimits {
+    /// The user's `max_clients`.
+    pub max_clients: Option<u32>,
+    /// The user's `rate`.
+    pub rate: Option<RateSettings>,
+}
+
+/// An immutable user set; replaced whole on reload.
+#[derive(Debug, Default)]
+pub struct Users {
+    by_name: HashMap<String, Arc<User>>,
+    limits: HashMap<String, UserLimits>,
+}
+
+impl Users {
+    /// Builds the users of `cfg`. Errors name the user and the rule, e.g.
+    /// `users[1] "app": Error in ACL SETUSER modifier 'bogus': Syntax error`.
+    pub fn from_config(cfg: &Config) -> Result<Users, Vec<String>> {
+        let mut users = Users::default();
+        let mut errors = Vec::new();
+        for (i, entry) in cfg.users.iter().enumerate() {
+            let mut user = User::new(&entry.name);
+            if let Err((rule, e)) = apply_rules(&mut user, &entry.rules) {
+                errors.push(format!(
+                    "users[{i}] \"{}\": Error in ACL SETUSER modifier '{rule}': {e}",
+                    entry.name
+                ));
+                continue;
+            }
+            let limits = UserLimits {
+                max_clients: entry.max_clients,
+                rate: entry.rate,
+            };
+            if let Err(e) = users.insert(user, limits) {
+                errors.push(format!("users[{i}]: {e}"));
+            }
+        }
+        if let Some(path) = &cfg.auth.acl_file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let where_ = path.display().to_string();
+                    for (user, e) in parse_acl_file(&text, &where_, &mut errors) {
+                        if let Err(msg) = users.insert(user, UserLimits::default()) {
+                            errors.push(format!("{where_}:{e}: {msg}"));
+                        }
+                    }
+                }
+                Err(e) => errors.push(format!("auth.acl_file: cannot read {}: {e}", path.display())),
+            }
+        }
+        for user in users.by_name.values() {
+            if !user.allows_everything() && user.enabled {
+                errors.push(format!(
+                    "user \"{}\": only allow-all permissions (~* &* +@all) are enforced by this version; refusing to start with narrower rules",
+                    user.name
+                ));
+            }
+        }
+        errors.sort();
+        if errors.is_empty() {
+            Ok(users)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn insert(&mut self, user: User, limits: UserLimits) -> Result<(), String> {
+        if self.by_name.contains_key(&user.name) {
+            return Err(format!("duplicate user \"{}\"", user.name));
+        }
+        self.limits.insert(user.name.clone(), limits);
+        self.by_name.insert(user.name.clone(), Arc::new(user));
+        Ok(())
+    }
+
+    /// The user called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<User>> {
+        self.by_name.get(name)
+    }
+
+    /// The non-ACL settings of user `name`.
+    pub fn limits(&self, name: &str) -> UserLimits {
+        self.limits.get(name).copied().unwrap_or_default()
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// True when no user is defined (every command then gets NOAUTH).
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The user unauthenticated connections act as: `default`, when it exists,
+    /// is `on` and has `nopass` (Redis semantics).
+    pub fn implicit_default(&self) -> Option<&Arc<User>> {
+        self.by_name
+            .get("default")
+            .filter(|u| u.enabled && u.nopass)
+    }
+
+    /// True when a `default` user exists with `nopass` (on or off): Redis then
+    /// refuses the one-argument `AUTH <password>` form with its own error.
+    pub fn default_has_nopass(&self) -> bool {
+        self.by_name.get("default").is_some_and(|u| u.nopass)
+    }
+
+    /// Redis's `ACLCheckUserCredentials`: the user exists, is `on`, and the
+    /// password matches. An unknown name costs the same digest work.
+    pub fn authenticate(&self, name: &[u8], password: &[u8]) -> Option<Arc<User>> {
+        let user = std::str::from_utf8(name).ok().and_then(|n| self.by_name.get(n));
+        match user {
+            Some(u) if u.password_matches(password) && u.enabled => Some(Arc::clone(u)),
+            Some(_) => None,
+            None => {
+                let _ = super::user::digest(password);
+                None
+            }
+        }
+    }
+}
+
+/// Parses Redis ACL-file text (`user <name> <rule> ...` per line, split on single
+/// spaces, no quoting, no comments). Errors are pushed as `FILE:LINE: message`.
+/// Returns each user with its line number.
+fn parse_acl_file(text: &str, file: &str, errors: &mut Vec<String>) -> Vec<(User, usize)> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+        if line.is_empty() {
+            continue;
+        }
+        let mut tokens = line.split(' ').filter(|t| !t.is_empty());
+        if tokens.next() != Some("user") {
+            errors.push(format!("{file}:{line_no}: should start with user keyword"));
+            continue;
+        }
+        let Some(name) = tokens.next() else {
+            errors.push(format!("{file}:{line_no}: should start with user keyword"));
+            continue;
+        };
+        if name.contains(|c: char| c.is_ascii_whitespace() || c == '\0') {
+            errors.push(format!("{file}:{line_no}: username '{name}' contains invalid characters"));
+            continue;
+        }
+        let mut user = User::new(name);
+        let rest: Vec<&str> = tokens.collect();
+        match apply_rules(&mut user, &rest.join(" ")) {
+            Ok(()) => out.push((user, line_no)),
+            Err((rule, e)) => errors.push(format!(
+                "{file}:{line_no}: Error in user declaration '{name}': Error in ACL SETUSER modifier '{rule}': {e}"
+            )),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_file_lines() {
+        let mut errors = Vec::new();
+        let users = parse_acl_file(
+            "user a on nopass ~* &* +@all\n\n  user b off\r\n# comment\nuser c bogus\n",
+            "users.acl",
+            &mut errors,
+        );
+        let names: Vec<_> = users.iter().map(|(u, l)| (u.name.as_str(), *l)).collect();
+        assert_eq!(names, vec![("a", 1), ("b", 3)]);
+        assert_eq!(
+            errors,
+            vec![
+                "users.acl:4: should start with user keyword".to_string(),
+                "users.acl:5: Error in user declaration 'c': Error in ACL SETUSER modifier 'bogus': Syntax error".to_string(),
+            ]
+        );
+    }
+}

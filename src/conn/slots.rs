@@ -1,0 +1,282 @@
+//! Reply order: a FIFO of reply slots, one per command that gets a reply.
+//!
+//! A slot is either a local reply (AUTH answer, NOAUTH, ...) or "the next
+//! upstream reply(s)". Upstream frames are matched to slots strictly in order;
+//! pushes (RESP3 `>` frames, RESP2 pub/sub messages while subscribed, MONITOR
+//! lines) take no slot. Replies leave in slot order, never out of it.
+
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::resp::reply::{pubsub_kind, PubSubKind};
+
+/// A reply produced by the proxy itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalReply {
+    /// A fixed RESP reply.
+    Static(&'static [u8]),
+    /// A formatted RESP reply.
+    Owned(Bytes),
+}
+
+impl LocalReply {
+    /// The RESP bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            LocalReply::Static(b) => b,
+            LocalReply::Owned(b) => b,
+        }
+    }
+}
+
+/// What the upstream reply of a forwarded command looks like, and what it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    /// One reply frame.
+    Plain,
+    /// `(P|S)SUBSCRIBE` / `(P|S)UNSUBSCRIBE` with `n` arguments: `n` confirmation
+    /// frames of `kind` (pushes in RESP3), or one error.
+    Subscription { kind: PubSubKind, frames: u32 },
+    /// `(P|S)UNSUBSCRIBE` without arguments: one frame per current subscription
+    /// of that family, or one frame when there is none.
+    UnsubscribeAll(PubSubKind),
+    /// `HELLO [protover]`: on success the connection speaks that protocol.
+    Hello(Option<u8>),
+    /// `RESET`: back to RESP2, no subscriptions, no MONITOR.
+    Reset,
+    /// `MONITOR`: after its `+OK`, timestamped lines stream as pushes.
+    Monitor,
+}
+
+/// What to do with an upstream reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// Send it to the client.
+    Pass,
+    /// Read and discard it (`CLIENT REPLY OFF|SKIP`, the proxy's own re-AUTH).
+    Drop,
+    /// Send this instead (a dirty `EXEC` forwarded as `DISCARD`).
+    Replace(&'static [u8]),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    Local(LocalReply),
+    Upstream {
+        kind: SlotKind,
+        emit: Emit,
+        /// Frames still expected; `None` until known (UnsubscribeAll).
+        left: Option<u32>,
+    },
+}
+
+/// The upstream reply did not fit any slot: the proxy and upstream disagree
+/// about the conversation, and the connection must close.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("upstream sent a reply no command was waiting for")]
+pub struct Desync;
+
+/// The slot FIFO plus the connection state that decides what a frame is.
+#[derive(Debug, Default)]
+pub struct ReplySlots {
+    queue: VecDeque<Slot>,
+    resp3: bool,
+    monitor: bool,
+    channels: i64,
+    patterns: i64,
+    shard: i64,
+}
+
+impl ReplySlots {
+    /// Empty queue, RESP2.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues a local reply.
+    pub fn push_local(&mut self, reply: LocalReply) {
+        self.queue.push_back(Slot::Local(reply));
+    }
+
+    /// Queues a slot for a forwarded command's reply.
+    pub fn push_upstream(&mut self, kind: SlotKind, emit: Emit) {
+        let left = match kind {
+            SlotKind::Subscription { frames, .. } => Some(frames.max(1)),
+            SlotKind::UnsubscribeAll(_) => None,
+            _ => Some(1),
+        };
+        self.queue.push_back(Slot::Upstream { kind, emit, left });
+    }
+
+    /// Number of slots waiting for upstream replies.
+    pub fn upstream_pending(&self) -> usize {
+        self.queue.iter().filter(|s| matches!(s, Slot::Upstream { .. })).count()
+    }
+
+    /// Number of queued slots.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// True while subscribed to anything (RESP2 then restricts commands).
+    pub fn subscribed(&self) -> bool {
+        self.channels + self.patterns + self.shard > 0
+    }
+
+    /// True after a successful `HELLO 3`.
+    pub fn resp3(&self) -> bool {
+        self.resp3
+    }
+
+    /// Moves the local replies at the head of the queue to `out`.
+    pub fn drain_local(&mut self, out: &mut BytesMut) {
+        while let Some(Slot::Local(r)) = self.queue.front() {
+            out.put_slice(r.bytes());
+            self.queue.pop_front();
+        }
+    }
+
+    /// True when a frame of type `ty` now starting may be sent on before it is
+    /// complete: it is certainly the plain reply of the head slot, passed as is.
+    pub fn can_stream(&self, ty: u8) -> bool {
+        let head_plain = matches!(
+            self.queue.front(),
+            Some(Slot::Upstream { kind: SlotKind::Plain, emit: Emit::Pass, .. })
+        );
+        head_plain && !self.may_be_push(ty)
+    }
+
+    fn may_be_push(&self, ty: u8) -> bool {
+        ty == b'>' || (ty == b'*' && !self.resp3 && self.subscribed()) || (ty == b'+' && self.monitor)
+    }
+
+    /// Routes one upstream frame (or, when `streamed`, the rest of a frame whose
+    /// start was already sent) to `out`, then moves following local replies.
+    pub fn on_frame(&mut self, frame: &[u8], ty: u8, streamed: bool, out: &mut BytesMut) -> Result<(), Desync> {
+        if !streamed && self.route_push(frame, ty, out) {
+            self.drain_local(out);
+            return Ok(());
+        }
+        let is_error = ty == b'-' || ty == b'!';
+        let Some(Slot::Upstream { kind, emit, left }) = self.queue.front_mut() else {
+            return Err(Desync);
+        };
+        let (kind, emit) = (*kind, *emit);
+        let remaining = match left {
+            Some(n) if !is_error => n.saturating_sub(1),
+            _ => 0,
+        };
+        *left = Some(remaining);
+        match emit {
+            Emit::Pass => out.put_slice(frame),
+            Emit::Drop => {}
+            Emit::Replace(r) => out.put_slice(r),
+        }
+        if remaining == 0 {
+            self.queue.pop_front();
+            self.apply_effect(kind, is_error, ty);
+        }
+        self.drain_local(out);
+        Ok(())
+    }
+
+    /// Handles pushes and subscription confirmations; false for a plain reply.
+    fn route_push(&mut self, frame: &[u8], ty: u8, out: &mut BytesMut) -> bool {
+        if ty == b'+' && self.monitor && frame.get(1).is_some_and(u8::is_ascii_digit) {
+            out.put_slice(frame);
+            return true;
+        }
+        let head_sub = match self.queue.front() {
+            Some(Slot::Upstream {
+                kind: SlotKind::Subscription { kind, .. } | SlotKind::UnsubscribeAll(kind),
+                ..
+            }) => Some(*kind),
+            _ => None,
+        };
+        let candidate = self.may_be_push(ty) || (ty == b'*' && head_sub.is_some());
+        let classified = if candidate { pubsub_kind(frame) } else { None };
+        let Some((kind, count)) = classified else {
+            if ty == b'>' {
+                out.put_slice(frame);
+                return true;
+            }
+            return false;
+        };
+        if !kind.is_subscription_change() {
+            out.put_slice(frame);
+            return true;
+        }
+        if head_sub == Some(kind) {
+            let expected = u32::try_from(self.family_count(kind).max(1)).unwrap_or(u32::MAX);
+            if let Some(Slot::Upstream { left: left @ None, .. }) = self.queue.front_mut() {
+                *left = Some(expected);
+            }
+            self.update_counts(kind, count);
+            return false;
+        }
+        // Unsolicited (e.g. the server dropped a shard channel): a push.
+        self.update_counts(kind, count);
+        out.put_slice(frame);
+        true
+    }
+
+    fn family_count(&self, kind: PubSubKind) -> i64 {
+        use PubSubKind::*;
+        match kind {
+            Subscribe | Unsubscribe => self.channels,
+            PSubscribe | PUnsubscribe => self.patterns,
+            _ => self.shard,
+        }
+    }
+
+    fn update_counts(&mut self, kind: PubSubKind, count: Option<i64>) {
+        use PubSubKind::*;
+        let Some(count) = count else { return };
+        match kind {
+            Subscribe | Unsubscribe => self.channels = (count - self.patterns).max(0),
+            PSubscribe | PUnsubscribe => self.patterns = (count - self.channels).max(0),
+            SSubscribe | SUnsubscribe => self.shard = count.max(0),
+            _ => {}
+        }
+    }
+
+    fn apply_effect(&mut self, kind: SlotKind, is_error: bool, ty: u8) {
+        if is_error {
+            return;
+        }
+        match kind {
+            SlotKind::Hello(Some(v)) => self.resp3 = v == 3,
+            SlotKind::Reset => {
+                self.resp3 = false;
+                self.monitor = false;
+                self.channels = 0;
+                self.patterns = 0;
+                self.shard = 0;
+            }
+            SlotKind::Monitor if ty == b'+' => self.monitor = true,
+            _ => {}
+        }
+    }
+
+    /// The upstream is gone: every slot waiting for it gets `reply` (unless its
+    /// reply was to be dropped), local replies keep their places.
+    pub fn fail_upstream(&mut self, out: &mut BytesMut, reply: &[u8]) {
+        while let Some(slot) = self.queue.pop_front() {
+            match slot {
+                Slot::Local(r) => out.put_slice(r.bytes()),
+                Slot::Upstream { emit: Emit::Drop, .. } => {}
+                Slot::Upstream { .. } => out.put_slice(reply),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "slots_tests.rs"]
+mod tests;
