@@ -13,10 +13,15 @@ use std::time::Duration;
 pub struct Config {
     /// The configuration file this came from (absolute or as given).
     pub path: PathBuf,
+    /// `[server]`.
     pub server: ServerSettings,
+    /// `[tls]`.
     pub tls: TlsSettings,
+    /// `[upstream]`.
     pub upstream: UpstreamSettings,
+    /// `[auth]`.
     pub auth: AuthSettings,
+    /// `[limits]`.
     pub limits: Limits,
     /// `[[users]]` entries in file order (the acl file's users are added by the ACL module).
     pub users: Vec<UserEntry>,
@@ -29,8 +34,12 @@ pub struct ServerSettings {
     pub listen: Vec<SocketAddr>,
     /// Plaintext listeners (already checked against `allow_plaintext_remote`).
     pub plaintext_listen: Vec<SocketAddr>,
+    /// Whether plaintext listeners may be on non-loopback addresses.
     pub allow_plaintext_remote: bool,
+    /// HTTP `/metrics`, `/healthz`, `/readyz`; `None` = off. The first
+    /// resolved address when the name resolves to several.
     pub metrics_listen: Option<SocketAddr>,
+    /// How long in-flight replies may drain after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// Tokio worker threads; `None` = one per core.
     pub worker_threads: Option<usize>,
@@ -39,36 +48,50 @@ pub struct ServerSettings {
 /// `[tls]`. Paths are already resolved relative to the config file's directory.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
+    /// PEM certificate chain.
     pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// PEM CA bundle for client certificates; `None` = none asked for.
     pub client_ca: Option<PathBuf>,
+    /// Whether a client certificate is asked for / required.
     pub client_auth: ClientAuth,
+    /// PEM CRLs (only ever non-empty with `client_ca`).
     pub crl: Vec<PathBuf>,
+    /// Lowest accepted TLS version.
     pub min_version: TlsVersion,
 }
 
 /// Whether a client certificate is asked for and whether it is mandatory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
+    /// A valid client certificate is mandatory.
     Required,
+    /// A client certificate is asked for; if given it must be valid.
     Optional,
+    /// No client certificate is asked for.
     None,
 }
 
 /// Lowest TLS protocol version accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
     Tls12,
+    /// TLS 1.3 only.
     Tls13,
 }
 
 /// `[upstream]`.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
+    /// Where the upstream Redis listens.
     pub address: UpstreamAddr,
+    /// Upstream `AUTH` user; `None` = password-only `AUTH` (or none).
     pub username: Option<String>,
     /// From `password` or the (trimmed of one trailing newline) contents of `password_file`.
     pub password: Option<String>,
+    /// Deadline for connecting to the upstream.
     pub connect_timeout: Duration,
 }
 
@@ -77,41 +100,56 @@ pub struct UpstreamSettings {
 pub enum UpstreamAddr {
     /// `host:port`, resolved at connect time.
     Tcp(String),
-    /// `unix:/path`.
+    /// `unix:/path` (a relative path is already resolved against the config file's directory).
     Unix(PathBuf),
 }
 
 /// `[auth]`.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
+    /// Which certificate field names the user.
     pub cert_user: CertUserField,
     /// Exact certificate field value -> user name; checked before `cert_user`.
     pub cert_map: HashMap<String, String>,
+    /// Users in Redis ACL-file syntax, in addition to `[[users]]`.
     pub acl_file: Option<PathBuf>,
 }
 
 /// Which certificate field names the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertUserField {
+    /// `"cn"`: the subject common name.
     Cn,
+    /// `"san-uri"`: a URI subject alternative name.
     SanUri,
+    /// `"san-dns"`: a DNS subject alternative name.
     SanDns,
+    /// `"san-email"`: an email subject alternative name.
     SanEmail,
+    /// `"none"`: certificates name no user (only `cert_map` applies).
     None,
 }
 
 /// `[limits]`.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// All client connections together.
     pub max_clients: usize,
+    /// Client connections from one IP address.
     pub max_clients_per_ip: usize,
+    /// Bytes in one bulk string.
     pub max_bulk_len: u64,
+    /// Elements in one command array.
     pub max_multibulk_len: u64,
+    /// Bytes in one inline command line.
     pub max_inline_len: usize,
+    /// Bytes buffered from one client.
     pub max_query_buffer: usize,
+    /// TCP accept -> TLS handshake done.
     pub handshake_timeout: Duration,
     /// `None` when `idle_timeout_s = 0`.
     pub idle_timeout: Option<Duration>,
+    /// What happens to a command over its user's rate.
     pub rate_mode: RateMode,
 }
 
@@ -134,22 +172,30 @@ impl Default for Limits {
 /// What happens to a command over its user's rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateMode {
+    /// Stop reading the client until tokens return.
     Delay,
+    /// Answer `-ERR rate limit exceeded`, do not forward.
     Reject,
 }
 
 /// One `[[users]]` entry, rules not yet parsed (the ACL module parses them).
 #[derive(Debug, Clone)]
 pub struct UserEntry {
+    /// User name (no whitespace or NUL, unique among `[[users]]`).
     pub name: String,
+    /// Redis 7.0 `ACL SETUSER` rules, unparsed.
     pub rules: String,
+    /// This user's connections at once; `None` = no cap.
     pub max_clients: Option<u32>,
+    /// Shared rate for all of this user's connections; `None` = unlimited.
     pub rate: Option<RateSettings>,
 }
 
 /// A user's `rate = { ops_per_sec, burst }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateSettings {
+    /// Sustained commands per second (at least 1).
     pub ops_per_sec: u32,
+    /// Commands allowed at once above the sustained rate (at least 1).
     pub burst: u32,
 }

@@ -1,0 +1,336 @@
+//! Semantic errors: a sentence naming the key; all of them collected.
+
+use super::*;
+
+/// MINIMAL with `line` added to `[server]`.
+fn server_with(line: &str) -> String {
+    doc(&format!("{SERVER}\n{line}"), TLS, UPSTREAM, "")
+}
+
+/// MINIMAL with `line` added to `[tls]`.
+fn tls_with(line: &str) -> String {
+    doc(SERVER, &format!("{TLS}\n{line}"), UPSTREAM, "")
+}
+
+/// MINIMAL with `line` added to `[upstream]`.
+fn upstream_with(line: &str) -> String {
+    doc(SERVER, TLS, &format!("{UPSTREAM}\n{line}"), "")
+}
+
+#[test]
+fn bad_listen_addresses() {
+    assert_eq!(
+        err(&doc(r#"listen = "foo""#, TLS, UPSTREAM, "")),
+        r#"server.listen: "foo" is not a valid address (expected host:port)"#
+    );
+    assert_eq!(
+        err(&doc(
+            r#"listen = ["127.0.0.1:1", "1.2.3.4"]"#,
+            TLS,
+            UPSTREAM,
+            ""
+        )),
+        r#"server.listen: "1.2.3.4" is not a valid address (expected host:port)"#
+    );
+    assert_eq!(
+        err(&doc("listen = []", TLS, UPSTREAM, "")),
+        "server.listen: must not be empty"
+    );
+    assert_eq!(
+        err(&server_with(r#"metrics_listen = "127.0.0.1""#)),
+        r#"server.metrics_listen: "127.0.0.1" is not a valid address (expected host:port)"#
+    );
+    assert_eq!(
+        err(&server_with(r#"plaintext_listen = ":80""#)),
+        r#"server.plaintext_listen: ":80" is not a valid address (expected host:port)"#
+    );
+}
+
+#[test]
+fn unresolvable_listen_host() {
+    let e = err(&doc(
+        r#"listen = "no-such-host.invalid:6380""#,
+        TLS,
+        UPSTREAM,
+        "",
+    ));
+    assert!(
+        e.starts_with(r#"server.listen: cannot resolve "no-such-host.invalid:6380": "#),
+        "{e}"
+    );
+}
+
+#[test]
+fn plaintext_remote_refused() {
+    assert_eq!(
+        err(&server_with(r#"plaintext_listen = "0.0.0.0:6381""#)),
+        "server.plaintext_listen: 0.0.0.0:6381 is not a loopback address; \
+         set server.allow_plaintext_remote = true to allow plaintext from other hosts"
+    );
+    let all = errs(&server_with(
+        r#"plaintext_listen = ["127.0.0.1:6381", "10.1.2.3:6381", "[::]:6381"]"#,
+    ));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all[0].starts_with("server.plaintext_listen: 10.1.2.3:6381 is not a loopback"));
+    assert!(all[1].starts_with("server.plaintext_listen: [::]:6381 is not a loopback"));
+    let e = err(&server_with(
+        "plaintext_listen = \"0.0.0.0:6381\"\nallow_plaintext_remote = false",
+    ));
+    assert!(e.contains("is not a loopback address"), "{e}");
+}
+
+#[test]
+fn one_address_for_two_listeners() {
+    assert_eq!(
+        err(&server_with(r#"plaintext_listen = "127.0.0.1:6380""#)),
+        "server.plaintext_listen: 127.0.0.1:6380 is already used by server.listen"
+    );
+    assert_eq!(
+        err(&server_with(
+            "plaintext_listen = \"127.0.0.1:6381\"\nmetrics_listen = \"127.0.0.1:6381\""
+        )),
+        "server.metrics_listen: 127.0.0.1:6381 is already used by server.plaintext_listen"
+    );
+}
+
+#[test]
+fn worker_threads_zero() {
+    assert_eq!(
+        err(&server_with("worker_threads = 0")),
+        "server.worker_threads: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn client_auth_without_ca() {
+    assert_eq!(
+        err(&tls_with(r#"client_auth = "required""#)),
+        r#"tls.client_auth = "required" needs tls.client_ca"#
+    );
+    assert_eq!(
+        err(&tls_with(r#"client_auth = "optional""#)),
+        r#"tls.client_auth = "optional" needs tls.client_ca"#
+    );
+    assert_eq!(
+        err(&tls_with(r#"crl = ["ca.crl"]"#)),
+        "tls.crl needs tls.client_ca"
+    );
+}
+
+#[test]
+fn bad_tls_choices_and_paths() {
+    assert_eq!(
+        err(&tls_with(r#"client_auth = "yes""#)),
+        r#"tls.client_auth: "yes" is not one of "required", "optional", "none""#
+    );
+    assert_eq!(
+        err(&tls_with(r#"min_version = "1.1""#)),
+        r#"tls.min_version: "1.1" is not one of "1.2", "1.3""#
+    );
+    assert_eq!(
+        err(&doc(SERVER, "cert = \"\"\nkey = \"k\"", UPSTREAM, "")),
+        "tls.cert: must not be empty"
+    );
+}
+
+#[test]
+fn bad_upstream_addresses() {
+    for address in ["foo", "unix:", "redis:0", "::1:6379", "redis:port", ""] {
+        assert_eq!(
+            err(&doc(SERVER, TLS, &format!("address = \"{address}\""), "")),
+            format!(
+                "upstream.address: {address:?} is not a valid address (expected host:port or unix:/path)"
+            )
+        );
+    }
+}
+
+#[test]
+fn upstream_credentials() {
+    assert_eq!(
+        err(&upstream_with("password = \"a\"\npassword_file = \"pw\"")),
+        "upstream: set either password or password_file, not both"
+    );
+    assert_eq!(
+        err(&upstream_with("password = \"\"")),
+        "upstream.password: must not be empty"
+    );
+    assert_eq!(
+        err(&upstream_with("username = \"proxy\"")),
+        "upstream.username needs upstream.password or upstream.password_file"
+    );
+    assert_eq!(
+        err(&upstream_with("connect_timeout_ms = 0")),
+        "upstream.connect_timeout_ms: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn password_never_in_errors() {
+    let text = doc(
+        "listen = \"bad\"",
+        TLS,
+        "address = \"x\"\nusername = \"u\"\npassword = \"hunter2\"\npassword_file = \"f\"",
+        "[[users]]\nname = \"a b\"\nrules = \"on >hunter2\"",
+    );
+    let all = errs(&text).join("\n");
+    assert!(!all.contains("hunter2"), "{all}");
+}
+
+#[test]
+fn password_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.path().join("proxy.toml");
+    for (contents, want) in [
+        ("pw\n", "pw"),
+        ("pw\r\n", "pw"),
+        ("pw", "pw"),
+        ("pw\n\n", "pw\n"),
+        (" p w \n", " p w "),
+    ] {
+        std::fs::write(dir.path().join("pw.txt"), contents).unwrap_or_else(|e| panic!("{e}"));
+        let text = upstream_with("username = \"u\"\npassword_file = \"pw.txt\"");
+        let c = parse(&text, &config).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.upstream.password.as_deref(), Some(want), "{contents:?}");
+    }
+}
+
+#[test]
+fn password_file_problems() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.path().join("proxy.toml");
+    let text = upstream_with("password_file = \"missing.txt\"");
+    let e = match parse(&text, &config) {
+        Ok(_) => panic!("accepted a missing password file"),
+        Err(e) => e.to_string(),
+    };
+    let path = dir.path().join("missing.txt");
+    let want = format!("upstream.password_file: cannot read {}: ", path.display());
+    assert!(e.starts_with(&want), "{e}");
+
+    std::fs::write(dir.path().join("empty.txt"), "\n").unwrap_or_else(|e| panic!("{e}"));
+    let text = upstream_with("password_file = \"empty.txt\"");
+    let e = match parse(&text, &config) {
+        Ok(_) => panic!("accepted an empty password file"),
+        Err(e) => e.to_string(),
+    };
+    let path = dir.path().join("empty.txt");
+    assert_eq!(
+        e,
+        format!("upstream.password_file: {} is empty", path.display())
+    );
+}
+
+#[test]
+fn zero_limits() {
+    for key in [
+        "max_clients",
+        "max_clients_per_ip",
+        "max_bulk_len",
+        "max_multibulk_len",
+        "max_inline_len",
+        "max_query_buffer",
+        "handshake_timeout_ms",
+    ] {
+        assert_eq!(
+            err(&with(&format!("[limits]\n{key} = 0"))),
+            format!("limits.{key}: must be at least 1, got 0")
+        );
+    }
+    assert_eq!(
+        err(&with("[limits]\nrate_mode = \"drop\"")),
+        r#"limits.rate_mode: "drop" is not one of "delay", "reject""#
+    );
+}
+
+#[test]
+fn bad_auth_values() {
+    assert_eq!(
+        err(&with("[auth]\ncert_user = \"CN\"")),
+        r#"auth.cert_user: "CN" is not one of "cn", "san-uri", "san-dns", "san-email", "none""#
+    );
+    assert_eq!(
+        err(&with("[auth]\ncert_map = { \"x\" = \"a b\" }")),
+        r#"auth.cert_map["x"]: user name "a b" can't contain spaces or null characters"#
+    );
+    assert_eq!(
+        err(&with("[auth]\ncert_map = { \"x\" = \"\" }")),
+        r#"auth.cert_map["x"]: must not be empty"#
+    );
+    assert_eq!(
+        err(&with("[auth]\nacl_file = \"\"")),
+        "auth.acl_file: must not be empty"
+    );
+}
+
+#[test]
+fn bad_user_names() {
+    for (toml_name, shown) in [
+        (r#""a b""#, r#""a b""#),
+        (r#""a\tb""#, r#""a\tb""#),
+        (r#""a\u0000b""#, r#""a\0b""#),
+        (r#""ab\n""#, r#""ab\n""#),
+    ] {
+        assert_eq!(
+            err(&with(&format!(
+                "[[users]]\nname = {toml_name}\nrules = \"on\""
+            ))),
+            format!("users[0]: user name {shown} can't contain spaces or null characters")
+        );
+    }
+    assert_eq!(
+        err(&with("[[users]]\nname = \"\"\nrules = \"on\"")),
+        "users[0].name: must not be empty"
+    );
+}
+
+#[test]
+fn duplicate_and_bad_user_limits() {
+    let users = "[[users]]\nname = \"x\"\nrules = \"on\"\n\
+                 [[users]]\nname = \"y\"\nrules = \"on\"\nmax_clients = 0\n\
+                 [[users]]\nname = \"x\"\nrules = \"off\"\nrate = { ops_per_sec = 0, burst = 0 }";
+    assert_eq!(
+        errs(&with(users)),
+        vec![
+            "users[1].max_clients: must be at least 1, got 0",
+            r#"users[2]: duplicate user name "x""#,
+            "users[2].rate.ops_per_sec: must be at least 1, got 0",
+            "users[2].rate.burst: must be at least 1, got 0",
+        ]
+    );
+}
+
+#[test]
+fn every_error_is_collected_in_file_order() {
+    let text = doc(
+        "listen = \"foo\"\nplaintext_listen = \"0.0.0.0:1\"",
+        "cert = \"c\"\nkey = \"k\"\nclient_auth = \"required\"\nmin_version = \"9\"",
+        "address = \"nope\"\npassword = \"p\"\npassword_file = \"f\"",
+        "[limits]\nmax_clients = 0\n[[users]]\nname = \"a\"\nrules = \"on\"\n\
+         [[users]]\nname = \"a\"\nrules = \"on\"",
+    );
+    let all = errs(&text);
+    let keys: Vec<&str> = all
+        .iter()
+        .map(|e| e.split([':', ' ']).next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            "server.listen",
+            "server.plaintext_listen",
+            "tls.client_auth",
+            "tls.min_version",
+            "upstream.address",
+            "upstream",
+            "limits.max_clients",
+            "users[1]",
+        ],
+        "{all:#?}"
+    );
+    let joined = match parse(&text, Path::new("p.toml")) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(joined, all.join("\n"));
+}

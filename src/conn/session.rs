@@ -1,0 +1,311 @@
+//! Per-command decisions for one client: who it is, and what each command becomes
+//! (answered here, forwarded as is, or forwarded in a rewritten form).
+//!
+//! Pure logic over a command's [`Args`]: no I/O, so it is tested without sockets.
+//! The connection task applies each [`Decided`] in command order.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::slots::{Emit, LocalReply, SlotKind};
+use crate::acl::{User, Users};
+use crate::resp::num::string2ll;
+use crate::resp::reply::PubSubKind;
+use crate::resp::request::Args;
+use crate::upstream::encode_command;
+
+/// Redis's replies that the proxy produces itself.
+pub mod replies {
+    /// `+OK`.
+    pub const OK: &[u8] = b"+OK\r\n";
+    /// `RESET`'s reply.
+    pub const RESET: &[u8] = b"+RESET\r\n";
+    /// A command before authentication.
+    pub const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
+    /// Failed AUTH / HELLO AUTH.
+    pub const WRONGPASS: &[u8] = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    /// `AUTH pw` while `default` has nopass.
+    pub const AUTH_NO_DEFAULT_PASSWORD: &[u8] = b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n";
+    /// `AUTH` with too many arguments.
+    pub const SYNTAX: &[u8] = b"-ERR syntax error\r\n";
+    /// `AUTH` alone.
+    pub const AUTH_ARITY: &[u8] = b"-ERR wrong number of arguments for 'auth' command\r\n";
+    /// `HELLO` before authentication without `AUTH`.
+    pub const HELLO_NOAUTH: &[u8] = b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n";
+    /// `HELLO` with a version other than 2 or 3.
+    pub const NOPROTO: &[u8] = b"-NOPROTO unsupported protocol version\r\n";
+    /// `HELLO` with a version that is not a number.
+    pub const HELLO_BAD_VERSION: &[u8] = b"-ERR Protocol version is not an integer or out of range\r\n";
+    /// A command the proxy cannot run inside MULTI (it is answered by the proxy).
+    pub const NOT_IN_MULTI: &[u8] = b"-ERR Command not allowed inside a transaction\r\n";
+    /// EXEC after a command was refused inside MULTI.
+    pub const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+    /// Upstream could not be reached.
+    pub const UPSTREAM_UNAVAILABLE: &[u8] = b"-ERR upstream unavailable\r\n";
+    /// Upstream connection lost with this command in flight.
+    pub const UPSTREAM_LOST: &[u8] = b"-ERR upstream connection lost\r\n";
+    /// In flight when the proxy's shutdown grace ran out.
+    pub const SHUTTING_DOWN: &[u8] = b"-ERR proxy shutting down\r\n";
+}
+
+/// `DISCARD`, sent instead of a dirty `EXEC`.
+const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
+
+/// What one command becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward the command's own bytes; the reply fills a slot of this kind.
+    Forward(SlotKind),
+    /// Forward these bytes instead of the command's.
+    ForwardInstead(Bytes, SlotKind, Emit),
+    /// Answer here.
+    Local(LocalReply),
+    /// `QUIT`: answer `+OK`, then close.
+    Quit,
+    /// No reply and nothing forwarded (empty command, `CLIENT REPLY OFF|SKIP`).
+    Nothing,
+}
+
+/// A decision plus whether `CLIENT REPLY OFF|SKIP` hides its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// What to do.
+    pub decision: Decision,
+    /// True when the reply must not reach the client.
+    pub suppress: bool,
+}
+
+/// One client's state as the proxy tracks it.
+#[derive(Debug)]
+pub struct Session {
+    cert_user: Option<Arc<User>>,
+    user: Option<Arc<User>>,
+    in_multi: bool,
+    multi_dirty: bool,
+    reply_off: bool,
+    skip_next: bool,
+}
+
+fn is(arg: Option<&[u8]>, name: &str) -> bool {
+    arg.is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+fn local(b: &'static [u8]) -> Decision {
+    Decision::Local(LocalReply::Static(b))
+}
+
+impl Session {
+    /// A new connection; `cert_user` is the user its certificate names, if any (and `on`).
+    pub fn new(cert_user: Option<Arc<User>>) -> Self {
+        Session {
+            user: cert_user.clone(),
+            cert_user,
+            in_multi: false,
+            multi_dirty: false,
+            reply_off: false,
+            skip_next: false,
+        }
+    }
+
+    /// The user commands run as: the authenticated one, else an `on nopass` `default`.
+    pub fn user<'a>(&'a self, users: &'a Users) -> Option<&'a Arc<User>> {
+        self.user.as_ref().or_else(|| users.implicit_default())
+    }
+
+    /// True when commands may run (Redis's `authRequired` is false).
+    pub fn authenticated(&self, users: &Users) -> bool {
+        self.user(users).is_some()
+    }
+
+    /// Decides what `args` becomes, updating the session.
+    pub fn decide(&mut self, args: Args<'_>, users: &Users) -> Decided {
+        let skip_this = std::mem::take(&mut self.skip_next);
+        let mut suppress = skip_this || self.reply_off;
+        let decision = self.decide_inner(args, users, &mut suppress);
+        Decided { decision, suppress }
+    }
+
+    fn decide_inner(&mut self, args: Args<'_>, users: &Users, suppress: &mut bool) -> Decision {
+        let Some(name) = args.get(0) else {
+            return Decision::Nothing;
+        };
+        let name_is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        let authed = self.authenticated(users);
+        if name_is("quit") {
+            return Decision::Quit;
+        }
+        if name_is("auth") || name_is("hello") {
+            if self.in_multi {
+                self.multi_dirty = true;
+                return local(replies::NOT_IN_MULTI);
+            }
+            return if name_is("auth") { self.auth(args, users) } else { self.hello(args, users) };
+        }
+        if name_is("reset") {
+            let had_user = authed;
+            self.user = self.cert_user.clone();
+            self.in_multi = false;
+            self.multi_dirty = false;
+            self.reply_off = false;
+            *suppress = false;
+            return if had_user { Decision::Forward(SlotKind::Reset) } else { local(replies::RESET) };
+        }
+        if !authed {
+            return local(replies::NOAUTH);
+        }
+        if let Some(d) = self.client_reply(args, suppress) {
+            return d;
+        }
+        self.transaction_and_pubsub(name, args)
+    }
+
+    /// `CLIENT REPLY ON|OFF|SKIP`, handled here so local and upstream replies agree.
+    fn client_reply(&mut self, args: Args<'_>, suppress: &mut bool) -> Option<Decision> {
+        if args.len() != 3 || !is(args.get(0), "client") || !is(args.get(1), "reply") {
+            return None;
+        }
+        let mode = args.get(2)?;
+        let decision = if mode.eq_ignore_ascii_case(b"on") {
+            self.reply_off = false;
+            *suppress = false;
+            local(replies::OK)
+        } else if mode.eq_ignore_ascii_case(b"off") {
+            self.reply_off = true;
+            Decision::Nothing
+        } else if mode.eq_ignore_ascii_case(b"skip") {
+            self.skip_next = !self.reply_off;
+            Decision::Nothing
+        } else {
+            return None;
+        };
+        if self.in_multi {
+            self.multi_dirty = true;
+            return Some(local(replies::NOT_IN_MULTI));
+        }
+        Some(decision)
+    }
+
+    fn transaction_and_pubsub(&mut self, name: &[u8], args: Args<'_>) -> Decision {
+        let name_is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if name_is("multi") {
+            self.in_multi = true;
+            return Decision::Forward(SlotKind::Plain);
+        }
+        if name_is("exec") || name_is("discard") {
+            let dirty = self.in_multi && self.multi_dirty && name_is("exec");
+            self.in_multi = false;
+            self.multi_dirty = false;
+            if dirty {
+                return Decision::ForwardInstead(
+                    Bytes::from_static(DISCARD),
+                    SlotKind::Plain,
+                    Emit::Replace(replies::EXECABORT),
+                );
+            }
+            return Decision::Forward(SlotKind::Plain);
+        }
+        let sub = [
+            ("subscribe", PubSubKind::Subscribe),
+            ("psubscribe", PubSubKind::PSubscribe),
+            ("ssubscribe", PubSubKind::SSubscribe),
+            ("unsubscribe", PubSubKind::Unsubscribe),
+            ("punsubscribe", PubSubKind::PUnsubscribe),
+            ("sunsubscribe", PubSubKind::SUnsubscribe),
+        ]
+        .into_iter()
+        .find(|(n, _)| name_is(n));
+        let monitor = name_is("monitor");
+        if (sub.is_some() || monitor) && self.in_multi {
+            self.multi_dirty = true;
+            return local(replies::NOT_IN_MULTI);
+        }
+        if monitor {
+            return Decision::Forward(SlotKind::Monitor);
+        }
+        let Some((_, kind)) = sub else {
+            return Decision::Forward(SlotKind::Plain);
+        };
+        let n = u32::try_from(args.len() - 1).unwrap_or(u32::MAX);
+        let subscribing = matches!(kind, PubSubKind::Subscribe | PubSubKind::PSubscribe | PubSubKind::SSubscribe);
+        Decision::Forward(match (n, subscribing) {
+            (0, true) => SlotKind::Plain, // arity error
+            (0, false) => SlotKind::UnsubscribeAll(kind),
+            (frames, _) => SlotKind::Subscription { kind, frames },
+        })
+    }
+
+    /// `AUTH [user] password`, answered from the proxy's users.
+    fn auth(&mut self, args: Args<'_>, users: &Users) -> Decision {
+        let (user, password) = match (args.len(), args.get(1), args.get(2)) {
+            (2, Some(pw), _) => {
+                if users.default_has_nopass() {
+                    return local(replies::AUTH_NO_DEFAULT_PASSWORD);
+                }
+                (&b"default"[..], pw)
+            }
+            (3, Some(u), Some(pw)) => (u, pw),
+            (n, _, _) if n > 3 => return local(replies::SYNTAX),
+            _ => return local(replies::AUTH_ARITY),
+        };
+        match users.authenticate(user, password) {
+            Some(u) => {
+                self.user = Some(u);
+                local(replies::OK)
+            }
+            None => local(replies::WRONGPASS),
+        }
+    }
+
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: options checked and
+    /// AUTH done here; `HELLO [protover] [SETNAME name]` goes upstream.
+    fn hello(&mut self, args: Args<'_>, users: &Users) -> Decision {
+        let mut version = None;
+        if let Some(v) = args.get(1) {
+            match string2ll(v) {
+                None => return local(replies::HELLO_BAD_VERSION),
+                Some(v @ 2..=3) => version = Some(v as u8),
+                Some(_) => return local(replies::NOPROTO),
+            }
+        }
+        let (mut credentials, mut setname) = (None, None);
+        let mut j = 2;
+        while let Some(opt) = args.get(j) {
+            let more = args.len() - 1 - j;
+            if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
+                credentials = args.get(j + 1).zip(args.get(j + 2));
+                j += 3;
+            } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
+                setname = args.get(j + 1);
+                j += 2;
+            } else {
+                let mut msg = b"-ERR Syntax error in HELLO option '".to_vec();
+                msg.extend(opt.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+                msg.extend_from_slice(b"'\r\n");
+                return Decision::Local(LocalReply::Owned(Bytes::from(msg)));
+            }
+        }
+        if let Some((user, password)) = credentials {
+            match users.authenticate(user, password) {
+                Some(u) => self.user = Some(u),
+                None => return local(replies::WRONGPASS),
+            }
+        }
+        if !self.authenticated(users) {
+            return local(replies::HELLO_NOAUTH);
+        }
+        let v = version.map(|v| [b'0' + v]);
+        let mut fwd: Vec<&[u8]> = vec![b"HELLO"];
+        if let Some(v) = &v {
+            fwd.push(v);
+        }
+        if let Some(name) = setname {
+            fwd.extend([&b"SETNAME"[..], name]);
+        }
+        Decision::ForwardInstead(Bytes::from(encode_command(&fwd)), SlotKind::Hello(version), Emit::Pass)
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,142 @@
+use super::*;
+use crate::config::UserEntry;
+use crate::resp::request::{RequestScan, RequestScanner, ScanLimits};
+
+fn users(entries: &[(&str, &str)]) -> Users {
+    let mut cfg = crate::config::parse(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n[upstream]\naddress = \"127.0.0.1:1\"\n",
+        std::path::Path::new("/tmp/proxy.toml"),
+    )
+    .expect("base config");
+    cfg.users = entries
+        .iter()
+        .map(|(n, r)| UserEntry {
+            name: n.to_string(),
+            rules: r.to_string(),
+            max_clients: None,
+            rate: None,
+        })
+        .collect();
+    Users::from_config(&cfg).expect("users")
+}
+
+/// Runs inline commands through a session; returns each decision.
+fn run(session: &mut Session, users: &Users, script: &str) -> Vec<Decided> {
+    let mut scanner = RequestScanner::new(ScanLimits::default());
+    let mut out = Vec::new();
+    for line in script.lines() {
+        let buf = format!("{line}\r\n");
+        match scanner.scan(buf.as_bytes(), false) {
+            Ok(RequestScan::Complete(_)) => {
+                out.push(session.decide(scanner.args(buf.as_bytes()), users));
+            }
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    out
+}
+
+fn replies(ds: &[Decided]) -> Vec<String> {
+    ds.iter()
+        .map(|d| match &d.decision {
+            Decision::Local(r) => String::from_utf8_lossy(r.bytes()).trim_end().to_string(),
+            Decision::Forward(k) => format!("forward {k:?}"),
+            Decision::ForwardInstead(b, k, e) => {
+                format!("instead {:?} {k:?} {e:?}", String::from_utf8_lossy(b))
+            }
+            Decision::Quit => "quit".into(),
+            Decision::Nothing => "nothing".into(),
+        } + if d.suppress { " (suppressed)" } else { "" })
+        .collect()
+}
+
+#[test]
+fn no_users_means_noauth_for_everything_but_auth_hello_quit_reset() {
+    let u = users(&[]);
+    let mut s = Session::new(None);
+    let got = replies(&run(&mut s, &u, "GET k\nAUTH pw\nAUTH a b\nHELLO 3\nRESET\nQUIT"));
+    assert_eq!(got, vec![
+        "-NOAUTH Authentication required.",
+        "-WRONGPASS invalid username-password pair or user is disabled.",
+        "-WRONGPASS invalid username-password pair or user is disabled.",
+        &String::from_utf8_lossy(replies::HELLO_NOAUTH).trim_end().to_string(),
+        "+RESET",
+        "quit",
+    ]);
+}
+
+#[test]
+fn auth_forms_and_default_user() {
+    let u = users(&[("default", "on nopass ~* &* +@all"), ("app", "on >pw ~* &* +@all"), ("off", "off >pw ~* &* +@all")]);
+    let mut s = Session::new(None);
+    let got = replies(&run(&mut s, &u, "GET k\nAUTH pw\nAUTH app nope\nAUTH off pw\nAUTH app pw\nAUTH\nAUTH a b c"));
+    assert_eq!(got, vec![
+        "forward Plain",
+        "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        "-WRONGPASS invalid username-password pair or user is disabled.",
+        "-WRONGPASS invalid username-password pair or user is disabled.",
+        "+OK",
+        "-ERR wrong number of arguments for 'auth' command",
+        "-ERR syntax error",
+    ]);
+    assert_eq!(s.user(&u).map(|u| u.name.as_str()), Some("app"));
+}
+
+#[test]
+fn hello_checks_and_rewrites() {
+    let u = users(&[("app", "on >pw ~* &* +@all")]);
+    let mut s = Session::new(None);
+    let got = replies(&run(&mut s, &u, "HELLO 4\nHELLO x\nHELLO 3 FOO\nHELLO 3 AUTH app bad\nHELLO 3 AUTH app pw SETNAME n\nHELLO"));
+    assert_eq!(got, vec![
+        "-NOPROTO unsupported protocol version",
+        "-ERR Protocol version is not an integer or out of range",
+        "-ERR Syntax error in HELLO option 'FOO'",
+        "-WRONGPASS invalid username-password pair or user is disabled.",
+        "instead \"*4\\r\\n$5\\r\\nHELLO\\r\\n$1\\r\\n3\\r\\n$7\\r\\nSETNAME\\r\\n$1\\r\\nn\\r\\n\" Hello(Some(3)) Pass",
+        "instead \"*1\\r\\n$5\\r\\nHELLO\\r\\n\" Hello(None) Pass",
+    ]);
+}
+
+#[test]
+fn client_reply_off_skip_on() {
+    let u = users(&[("default", "on nopass ~* &* +@all")]);
+    let mut s = Session::new(None);
+    let got = replies(&run(&mut s, &u, "CLIENT REPLY SKIP\nGET a\nGET b\nCLIENT REPLY OFF\nGET c\nNOSUCH\nCLIENT REPLY ON\nCLIENT REPLY maybe"));
+    assert_eq!(got, vec![
+        "nothing",
+        "forward Plain (suppressed)",
+        "forward Plain",
+        "nothing",
+        "forward Plain (suppressed)",
+        "forward Plain (suppressed)",
+        "+OK",
+        "forward Plain",
+    ]);
+}
+
+#[test]
+fn transactions_and_pubsub_slots() {
+    let u = users(&[("default", "on nopass ~* &* +@all")]);
+    let mut s = Session::new(None);
+    let got = replies(&run(&mut s, &u, "MULTI\nAUTH x\nEXEC\nSUBSCRIBE a b\nUNSUBSCRIBE\nPSUBSCRIBE\nMULTI\nEXEC"));
+    assert_eq!(got, vec![
+        "forward Plain",
+        "-ERR Command not allowed inside a transaction",
+        "instead \"*1\\r\\n$7\\r\\nDISCARD\\r\\n\" Plain Replace([45, 69, 88, 69, 67, 65, 66, 79, 82, 84, 32, 84, 114, 97, 110, 115, 97, 99, 116, 105, 111, 110, 32, 100, 105, 115, 99, 97, 114, 100, 101, 100, 32, 98, 101, 99, 97, 117, 115, 101, 32, 111, 102, 32, 112, 114, 101, 118, 105, 111, 117, 115, 32, 101, 114, 114, 111, 114, 115, 46, 13, 10])",
+        "forward Subscription { kind: Subscribe, frames: 2 }",
+        "forward UnsubscribeAll(Unsubscribe)",
+        "forward Plain",
+        "forward Plain",
+        "forward Plain",
+    ]);
+}
+
+#[test]
+fn reset_returns_to_the_certificate_user() {
+    let u = users(&[("app", "on >pw ~* &* +@all"), ("cert", "on ~* &* +@all")]);
+    let cert = u.get("cert").cloned();
+    let mut s = Session::new(cert);
+    let got = replies(&run(&mut s, &u, "AUTH app pw\nRESET\nGET k"));
+    assert_eq!(got, vec!["+OK", "forward Reset", "forward Plain"]);
+    assert_eq!(s.user(&u).map(|u| u.name.as_str()), Some("cert"));
+}
