@@ -1,1 +1,150 @@
-fn main(){}
+//! The `portcullis` command line: run, check, gen-certs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Exit status for bad configuration (`EX_USAGE`-style, as the spec requires).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser, Debug)]
+#[command(name = "portcullis", version, about = "TLS, mutual-TLS identity and Redis 7.0 ACLs in front of any Redis")]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "proxy.toml")]
+    config: PathBuf,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the proxy (the default).
+    Run,
+    /// Validate the configuration, certificates, keys and users; exit 0 or 64.
+    Check,
+    /// Write a development PKI: ca.pem ca.key server.pem server.key NAME.pem NAME.key.
+    GenCerts {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// A client certificate to issue (CN = NAME); repeatable.
+        #[arg(long = "client")]
+        clients: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config),
+        Command::Check => check(&cli.config),
+        Command::GenCerts { out, clients } => gen_certs(&out, &clients),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Loads and prepares everything, printing each problem on its own line.
+fn load(path: &Path) -> Result<portcullis::server::Prepared, ExitCode> {
+    let config = portcullis::config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    portcullis::server::prepare(config).map_err(|errors| {
+        for e in errors {
+            eprintln!("{e}");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(p) => {
+            println!("{}: OK ({} users)", path.display(), p.shared.users.len());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn run(path: &Path) -> ExitCode {
+    let prepared = match load(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = prepared.shared.config.server.worker_threads {
+        rt.worker_threads(n);
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(portcullis::server::run(prepared, stop_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "proxy stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT. SIGHUP is caught (so it does not kill the
+/// process) and logged: reloading is not implemented yet.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "stop requested"); return }
+            _ = int.recv() => { tracing::info!(signal = "SIGINT", "stop requested"); return }
+            _ = hup.recv() => tracing::warn!("SIGHUP: configuration reload is not supported by this version yet; ignored"),
+        }
+    }
+}
+
+fn gen_certs(out: &Path, clients: &[String]) -> ExitCode {
+    match portcullis::certgen::write_dev_pki(out, clients) {
+        Ok(paths) => {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gen-certs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
