@@ -10,7 +10,11 @@ use tracing_subscriber::EnvFilter;
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Parser, Debug)]
-#[command(name = "portcullis", version, about = "TLS, mutual-TLS identity and Redis 7.0 ACLs in front of any Redis")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "TLS, mutual-TLS identity and Redis 7.0 ACLs in front of any Redis"
+)]
 struct Cli {
     /// The configuration file.
     #[arg(long, global = true, default_value = "proxy.toml")]
@@ -56,8 +60,11 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -27,8 +27,12 @@ pub struct Prepared {
 /// Builds users and TLS from `config`; every problem is reported, one per entry.
 pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     let mut errors = Vec::new();
-    let users = Users::from_config(&config).map_err(|e| errors.extend(e)).ok();
-    let tls = tls::load_server_config(&config.tls).map_err(|e| errors.push(e.to_string())).ok();
+    let users = Users::from_config(&config)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    let tls = tls::load_server_config(&config.tls)
+        .map_err(|e| errors.push(e.to_string()))
+        .ok();
     match (users, tls) {
         (Some(users), Some(tls)) if errors.is_empty() => Ok(Prepared {
             shared: Arc::new(Shared {
@@ -43,7 +47,10 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
 
 /// Binds every listener, serves until `stop` resolves, then drains connections
 /// for up to `server.shutdown_grace_s`.
-pub async fn run(prepared: Prepared, stop: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+pub async fn run(
+    prepared: Prepared,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let config = Arc::clone(&prepared.shared.config);
     let shutdown = Shutdown::default();
     let tracker = TaskTracker::new();
@@ -68,11 +75,20 @@ pub async fn run(prepared: Prepared, stop: impl std::future::Future<Output = ()>
         };
         tracker.spawn(ctx.accept_loop(listener));
     }
+    if let Some(addr) = config.server.metrics_listen {
+        warn!(%addr, "server.metrics_listen is set but metrics are not served by this version yet");
+    }
     stop.await;
-    info!(grace_s = config.server.shutdown_grace.as_secs(), "shutting down: draining connections");
+    info!(
+        grace_s = config.server.shutdown_grace.as_secs(),
+        "shutting down: draining connections"
+    );
     shutdown.drain.cancel();
     tracker.close();
-    if tokio::time::timeout(config.server.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(config.server.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!("shutdown grace over: answering what is still in flight with an error");
         shutdown.abort.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
@@ -154,7 +170,11 @@ impl Client {
 }
 
 /// The `on` user named by the client's verified certificate, if any.
-fn cert_user(shared: &Shared, conn: &rustls::ServerConnection, peer: SocketAddr) -> Option<Arc<User>> {
+fn cert_user(
+    shared: &Shared,
+    conn: &rustls::ServerConnection,
+    peer: SocketAddr,
+) -> Option<Arc<User>> {
     let identity = tls::peer_identity(conn)?;
     let auth = &shared.config.auth;
     let Some(name) = identity.user_name(auth.cert_user, &auth.cert_map) else {

@@ -76,7 +76,10 @@ pub async fn connect(s: &UpstreamSettings) -> Result<UpstreamStream, UpstreamErr
     }
 }
 
-async fn connect_and_auth(s: &UpstreamSettings, label: &str) -> Result<UpstreamStream, UpstreamError> {
+async fn connect_and_auth(
+    s: &UpstreamSettings,
+    label: &str,
+) -> Result<UpstreamStream, UpstreamError> {
     let err = |source| UpstreamError::Connect {
         addr: label.to_string(),
         source,
@@ -93,7 +96,9 @@ async fn connect_and_auth(s: &UpstreamSettings, label: &str) -> Result<UpstreamS
         stream.write_all(&auth).await.map_err(err)?;
         let line = read_line(&mut stream).await.map_err(err)?;
         if line != b"+OK" {
-            return Err(UpstreamError::Auth(String::from_utf8_lossy(&line).into_owned()));
+            return Err(UpstreamError::Auth(
+                String::from_utf8_lossy(&line).into_owned(),
+            ));
         }
     }
     Ok(stream)
@@ -105,7 +110,10 @@ async fn read_line(stream: &mut UpstreamStream) -> io::Result<Vec<u8>> {
     let mut byte = [0u8; 1];
     while !line.ends_with(b"\r\n") {
         if line.len() > 4096 || stream.read(&mut byte).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no AUTH reply"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "no AUTH reply",
+            ));
         }
         line.push(byte[0]);
     }
@@ -114,7 +122,11 @@ async fn read_line(stream: &mut UpstreamStream) -> io::Result<Vec<u8>> {
 }
 
 impl AsyncRead for UpstreamStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpstreamStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             UpstreamStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
@@ -123,7 +135,11 @@ impl AsyncRead for UpstreamStream {
 }
 
 impl AsyncWrite for UpstreamStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpstreamStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             UpstreamStream::Unix(s) => Pin::new(s).poll_write(cx, buf),

@@ -59,7 +59,10 @@ async fn set_through_the_proxy_lands_upstream() {
 async fn unknown_certificate_user_must_auth() {
     let e = env();
     let mut bob = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
-    assert_eq!(bob.cmd_str(&["GET", "k"]).await, err("NOAUTH Authentication required."));
+    assert_eq!(
+        bob.cmd_str(&["GET", "k"]).await,
+        err("NOAUTH Authentication required.")
+    );
     assert_eq!(
         bob.cmd_str(&["AUTH", "carol", "nope"]).await,
         err("WRONGPASS invalid username-password pair or user is disabled.")
@@ -73,7 +76,10 @@ async fn unknown_certificate_user_must_auth() {
     // The client's credentials never reach the upstream.
     let mut direct = RespConn::connect_tcp(&e.redis.addr()).await.unwrap();
     let info = direct.cmd_str(&["INFO", "commandstats"]).await;
-    assert!(!info.as_str().unwrap_or("").contains("cmdstat_auth"), "{info:?}");
+    assert!(
+        !info.as_str().unwrap_or("").contains("cmdstat_auth"),
+        "{info:?}"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +87,10 @@ async fn no_users_means_every_command_is_noauth() {
     let e = env_with(RedisServer::start(), "");
     let mut alice = resp_tls(e.proxy.tls_addr(), &e.pki, Some("alice")).await;
     for cmd in [&["GET", "k"][..], &["PING"], &["SET", "a", "b"]] {
-        assert_eq!(alice.cmd_str(cmd).await, err("NOAUTH Authentication required."));
+        assert_eq!(
+            alice.cmd_str(cmd).await,
+            err("NOAUTH Authentication required.")
+        );
     }
     assert_eq!(
         alice.cmd_str(&["AUTH", "default", "x"]).await,
@@ -106,20 +115,41 @@ async fn hello_3_switches_the_upstream_to_resp3() {
     let e = env();
     let mut bob = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
     let hello = bob.cmd_str(&["HELLO", "3"]).await;
-    assert!(hello.error().unwrap_or("").starts_with("NOAUTH HELLO must be called"), "{hello:?}");
-    let hello = bob.cmd_str(&["HELLO", "3", "AUTH", "carol", "carolpw", "SETNAME", "bob"]).await;
-    let Reply::Map(fields) = hello else { panic!("HELLO 3 reply is not a map: {hello:?}") };
-    assert!(fields.contains(&(bulk("proto"), Reply::Int(3))), "{fields:?}");
+    assert!(
+        hello
+            .error()
+            .unwrap_or("")
+            .starts_with("NOAUTH HELLO must be called"),
+        "{hello:?}"
+    );
+    let hello = bob
+        .cmd_str(&["HELLO", "3", "AUTH", "carol", "carolpw", "SETNAME", "bob"])
+        .await;
+    let Reply::Map(fields) = hello else {
+        panic!("HELLO 3 reply is not a map: {hello:?}")
+    };
+    assert!(
+        fields.contains(&(bulk("proto"), Reply::Int(3))),
+        "{fields:?}"
+    );
     bob.cmd_str(&["HSET", "h", "f", "v"]).await;
-    assert_eq!(bob.cmd_str(&["HGETALL", "h"]).await, Reply::Map(vec![(bulk("f"), bulk("v"))]));
+    assert_eq!(
+        bob.cmd_str(&["HGETALL", "h"]).await,
+        Reply::Map(vec![(bulk("f"), bulk("v"))])
+    );
     assert_eq!(bob.cmd_str(&["CLIENT", "GETNAME"]).await, bulk("bob"));
-    assert_eq!(bob.cmd_str(&["HELLO", "4"]).await, err("NOPROTO unsupported protocol version"));
+    assert_eq!(
+        bob.cmd_str(&["HELLO", "4"]).await,
+        err("NOPROTO unsupported protocol version")
+    );
 }
 
 #[tokio::test]
 async fn pipeline_of_100k_commands_mixing_local_and_upstream_replies_stays_in_order() {
     let e = env();
-    let stream = tls_connect(e.proxy.tls_addr(), &e.pki, Some("bob")).await.unwrap();
+    let stream = tls_connect(e.proxy.tls_addr(), &e.pki, Some("bob"))
+        .await
+        .unwrap();
     let (mut r, mut w) = tokio::io::split(stream);
     const N: usize = 100_000;
     let expected: Vec<Reply> = (0..N)
@@ -181,7 +211,10 @@ async fn a_64_mib_value_round_trips() {
     let mut alice = resp_tls(e.proxy.tls_addr(), &e.pki, Some("alice")).await;
     let value: Vec<u8> = (0..64 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     assert!(alice.cmd(&[b"SET", b"big", &value]).await.is_ok());
-    assert_eq!(alice.cmd_str(&["STRLEN", "big"]).await, Reply::Int(value.len() as i64));
+    assert_eq!(
+        alice.cmd_str(&["STRLEN", "big"]).await,
+        Reply::Int(value.len() as i64)
+    );
     let got = alice.cmd_str(&["GET", "big"]).await;
     assert!(got.as_bytes() == Some(&value[..]), "GET big differs");
 }
@@ -205,7 +238,9 @@ async fn commands_fed_one_byte_at_a_time() {
 async fn inline_commands_with_quotes() {
     let e = env();
     let mut alice = resp_tls(e.proxy.tls_addr(), &e.pki, Some("alice")).await;
-    alice.send_raw(b"SET \"a key\" 'x y'\r\nGET \"a key\"\r\n\r\nPING\n").await;
+    alice
+        .send_raw(b"SET \"a key\" 'x y'\r\nGET \"a key\"\r\n\r\nPING\n")
+        .await;
     assert!(alice.read_reply().await.is_ok());
     assert_eq!(alice.read_reply().await, bulk("x y"));
     assert_eq!(alice.read_reply().await, Reply::Simple("PONG".into()));
@@ -217,14 +252,32 @@ async fn multi_exec_and_watch() {
     let mut alice = resp_tls(e.proxy.tls_addr(), &e.pki, Some("alice")).await;
     assert!(alice.cmd_str(&["WATCH", "w"]).await.is_ok());
     assert!(alice.cmd_str(&["MULTI"]).await.is_ok());
-    assert_eq!(alice.cmd_str(&["SET", "w", "1"]).await, Reply::Simple("QUEUED".into()));
-    assert_eq!(alice.cmd_str(&["INCR", "w"]).await, Reply::Simple("QUEUED".into()));
-    assert_eq!(alice.cmd_str(&["EXEC"]).await, Reply::Array(Some(vec![Reply::Simple("OK".into()), Reply::Int(2)])));
+    assert_eq!(
+        alice.cmd_str(&["SET", "w", "1"]).await,
+        Reply::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        alice.cmd_str(&["INCR", "w"]).await,
+        Reply::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        alice.cmd_str(&["EXEC"]).await,
+        Reply::Array(Some(vec![Reply::Simple("OK".into()), Reply::Int(2)]))
+    );
     // AUTH inside MULTI is refused and the transaction aborts.
     assert!(alice.cmd_str(&["MULTI"]).await.is_ok());
-    assert_eq!(alice.cmd_str(&["AUTH", "carol", "carolpw"]).await, err("ERR Command not allowed inside a transaction"));
-    assert_eq!(alice.cmd_str(&["SET", "w", "9"]).await, Reply::Simple("QUEUED".into()));
-    assert_eq!(alice.cmd_str(&["EXEC"]).await, err("EXECABORT Transaction discarded because of previous errors."));
+    assert_eq!(
+        alice.cmd_str(&["AUTH", "carol", "carolpw"]).await,
+        err("ERR Command not allowed inside a transaction")
+    );
+    assert_eq!(
+        alice.cmd_str(&["SET", "w", "9"]).await,
+        Reply::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        alice.cmd_str(&["EXEC"]).await,
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
     assert_eq!(alice.cmd_str(&["GET", "w"]).await, bulk("2"));
 }
 
@@ -240,17 +293,34 @@ async fn subscribe_and_publish_across_two_clients() {
             Reply::Array(Some(vec![bulk("subscribe"), bulk(ch), Reply::Int(n)]))
         );
     }
-    assert_eq!(publisher.cmd_str(&["PUBLISH", "news", "hello"]).await, Reply::Int(1));
-    assert_eq!(sub.read_reply().await, Reply::Array(Some(vec![bulk("message"), bulk("news"), bulk("hello")])));
+    assert_eq!(
+        publisher.cmd_str(&["PUBLISH", "news", "hello"]).await,
+        Reply::Int(1)
+    );
+    assert_eq!(
+        sub.read_reply().await,
+        Reply::Array(Some(vec![bulk("message"), bulk("news"), bulk("hello")]))
+    );
     // PING in subscribed mode, then a message, then unsubscribing from everything.
     sub.send(&[b"PING"]).await;
-    assert_eq!(sub.read_reply().await, Reply::Array(Some(vec![bulk("pong"), bulk("")])));
-    assert_eq!(publisher.cmd_str(&["PUBLISH", "sport", "goal"]).await, Reply::Int(1));
-    assert_eq!(sub.read_reply().await, Reply::Array(Some(vec![bulk("message"), bulk("sport"), bulk("goal")])));
+    assert_eq!(
+        sub.read_reply().await,
+        Reply::Array(Some(vec![bulk("pong"), bulk("")]))
+    );
+    assert_eq!(
+        publisher.cmd_str(&["PUBLISH", "sport", "goal"]).await,
+        Reply::Int(1)
+    );
+    assert_eq!(
+        sub.read_reply().await,
+        Reply::Array(Some(vec![bulk("message"), bulk("sport"), bulk("goal")]))
+    );
     sub.send(&[b"UNSUBSCRIBE"]).await;
     let mut left = Vec::new();
     for _ in 0..2 {
-        let Reply::Array(Some(items)) = sub.read_reply().await else { panic!("not an array") };
+        let Reply::Array(Some(items)) = sub.read_reply().await else {
+            panic!("not an array")
+        };
         assert_eq!(items[0], bulk("unsubscribe"));
         left.push(items[2].clone());
     }
@@ -265,11 +335,20 @@ async fn resp3_pubsub_pushes() {
     let mut publisher = resp_tls(e.proxy.tls_addr(), &e.pki, Some("alice")).await;
     assert!(matches!(sub.cmd_str(&["HELLO", "3"]).await, Reply::Map(_)));
     sub.send(&[b"SUBSCRIBE", b"ch"]).await;
-    assert_eq!(sub.read_reply().await, Reply::Push(vec![bulk("subscribe"), bulk("ch"), Reply::Int(1)]));
+    assert_eq!(
+        sub.read_reply().await,
+        Reply::Push(vec![bulk("subscribe"), bulk("ch"), Reply::Int(1)])
+    );
     // RESP3 allows any command while subscribed.
     assert!(sub.cmd_str(&["SET", "x", "1"]).await.is_ok());
-    assert_eq!(publisher.cmd_str(&["PUBLISH", "ch", "m"]).await, Reply::Int(1));
-    assert_eq!(sub.read_reply().await, Reply::Push(vec![bulk("message"), bulk("ch"), bulk("m")]));
+    assert_eq!(
+        publisher.cmd_str(&["PUBLISH", "ch", "m"]).await,
+        Reply::Int(1)
+    );
+    assert_eq!(
+        sub.read_reply().await,
+        Reply::Push(vec![bulk("message"), bulk("ch"), bulk("m")])
+    );
     assert_eq!(sub.cmd_str(&["GET", "x"]).await, bulk("1"));
 }
 
@@ -281,8 +360,14 @@ async fn blpop_is_woken_by_another_client() {
     waiter.send(&[b"BLPOP", b"queue", b"10"]).await;
     waiter.send(&[b"ECHO", b"after"]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(pusher.cmd_str(&["RPUSH", "queue", "job"]).await, Reply::Int(1));
-    assert_eq!(waiter.read_reply().await, Reply::Array(Some(vec![bulk("queue"), bulk("job")])));
+    assert_eq!(
+        pusher.cmd_str(&["RPUSH", "queue", "job"]).await,
+        Reply::Int(1)
+    );
+    assert_eq!(
+        waiter.read_reply().await,
+        Reply::Array(Some(vec![bulk("queue"), bulk("job")]))
+    );
     assert_eq!(waiter.read_reply().await, bulk("after"));
 }
 
@@ -309,18 +394,28 @@ async fn monitor_streams_other_clients_commands() {
     assert!(mon.cmd_str(&["MONITOR"]).await.is_ok());
     assert!(other.cmd_str(&["SET", "watched", "1"]).await.is_ok());
     let line = mon.read_reply().await;
-    assert!(line.as_str().unwrap_or("").contains("\"SET\" \"watched\" \"1\""), "{line:?}");
+    assert!(
+        line.as_str()
+            .unwrap_or("")
+            .contains("\"SET\" \"watched\" \"1\""),
+        "{line:?}"
+    );
 }
 
 #[tokio::test]
 async fn unix_socket_upstream_with_proxy_auth_survives_reset() {
     let redis = RedisServer::start_unix_with(&["--requirepass", "upstream-secret"]);
     let pki = TestPki::new();
-    let config = base_config(&pki, &redis.upstream_address(), USERS)
-        .replace("[upstream]\n", "[upstream]\npassword = \"upstream-secret\"\n");
+    let config = base_config(&pki, &redis.upstream_address(), USERS).replace(
+        "[upstream]\n",
+        "[upstream]\npassword = \"upstream-secret\"\n",
+    );
     let proxy = Proxy::start(&config, pki.dir());
     let mut alice = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     assert!(alice.cmd_str(&["SET", "u", "1"]).await.is_ok());
-    assert_eq!(alice.cmd_str(&["RESET"]).await, Reply::Simple("RESET".into()));
+    assert_eq!(
+        alice.cmd_str(&["RESET"]).await,
+        Reply::Simple("RESET".into())
+    );
     assert_eq!(alice.cmd_str(&["GET", "u"]).await, bulk("1"));
 }

@@ -20,9 +20,20 @@ async fn upstream_down_answers_each_command_and_the_next_one_retries() {
     let pki = TestPki::new();
     let proxy = Proxy::start(&base_config(&pki, &redis.addr(), USERS), pki.dir());
     let mut alice = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
-    alice.send_raw(&[encode_command(&[b"GET", b"a"]), encode_command(&[b"GET", b"b"])].concat()).await;
+    alice
+        .send_raw(
+            &[
+                encode_command(&[b"GET", b"a"]),
+                encode_command(&[b"GET", b"b"]),
+            ]
+            .concat(),
+        )
+        .await;
     for _ in 0..2 {
-        assert_eq!(alice.read_reply().await, Reply::Error("ERR upstream unavailable".into()));
+        assert_eq!(
+            alice.read_reply().await,
+            Reply::Error("ERR upstream unavailable".into())
+        );
     }
     redis.restart();
     assert!(alice.cmd_str(&["SET", "a", "1"]).await.is_ok());
@@ -49,7 +60,10 @@ async fn upstream_killed_mid_pipeline_errors_every_command_in_flight_then_closes
     // Another client is only affected by the outage itself.
     redis.restart();
     let reply = bystander.cmd_str(&["PING"]).await;
-    assert!(reply == Reply::Simple("PONG".into()) || reply.is_error(), "{reply:?}");
+    assert!(
+        reply == Reply::Simple("PONG".into()) || reply.is_error(),
+        "{reply:?}"
+    );
     let mut fresh = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     assert_eq!(fresh.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
 }
@@ -61,11 +75,26 @@ async fn protocol_error_gets_redis_text_then_close_and_others_are_unaffected() {
     let proxy = Proxy::start(&base_config(&pki, &redis.addr(), USERS), pki.dir());
     let mut good = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     for (input, reply) in [
-        (&b"*3000000000\r\n"[..], &b"-ERR Protocol error: invalid multibulk length\r\n"[..]),
-        (b"*1\r\n$-10\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\n$blabla\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\nfoo\r\n", b"-ERR Protocol error: expected '$', got 'f'\r\n"),
-        (b"SET \"unbalanced\r\n", b"-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (
+            &b"*3000000000\r\n"[..],
+            &b"-ERR Protocol error: invalid multibulk length\r\n"[..],
+        ),
+        (
+            b"*1\r\n$-10\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$blabla\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\nfoo\r\n",
+            b"-ERR Protocol error: expected '$', got 'f'\r\n",
+        ),
+        (
+            b"SET \"unbalanced\r\n",
+            b"-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
     ] {
         let mut bad = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
         let mut sent = encode_command(&[b"ECHO", b"before"]);
@@ -74,7 +103,10 @@ async fn protocol_error_gets_redis_text_then_close_and_others_are_unaffected() {
         let mut want = b"$6\r\nbefore\r\n".to_vec();
         want.extend_from_slice(reply);
         assert_eq!(bad.read_raw_until_closed().await, want);
-        assert_eq!(good.cmd_str(&["ECHO", "still here"]).await, bulk("still here"));
+        assert_eq!(
+            good.cmd_str(&["ECHO", "still here"]).await,
+            bulk("still here")
+        );
     }
 }
 
@@ -91,7 +123,10 @@ async fn unauthenticated_clients_get_redis_pre_auth_limits() {
     );
     let mut bob = resp_tls(proxy.tls_addr(), &pki, Some("bob")).await;
     bob.send_raw(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n").await;
-    assert_eq!(bob.read_raw_until_closed().await, b"-ERR Protocol error: unauthenticated bulk length\r\n");
+    assert_eq!(
+        bob.read_raw_until_closed().await,
+        b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
     // Authenticated by certificate: the same input is fine.
     let mut alice = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     let args: Vec<Vec<u8>> = (0..11).map(|i| format!("k{i}").into_bytes()).collect();
@@ -104,7 +139,8 @@ async fn unauthenticated_clients_get_redis_pre_auth_limits() {
 async fn sigterm_drains_in_flight_commands_and_exits_zero() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
-    let config = support::base_config_with_server(&pki, &redis.addr(), "shutdown_grace_s = 10", USERS);
+    let config =
+        support::base_config_with_server(&pki, &redis.addr(), "shutdown_grace_s = 10", USERS);
     let mut proxy = Proxy::start(&config, pki.dir());
     let mut blocked = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     let mut idle = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
@@ -116,23 +152,36 @@ async fn sigterm_drains_in_flight_commands_and_exits_zero() {
     assert_eq!(blocked.read_reply().await, Reply::Array(None));
     assert_eq!(blocked.read_reply().await, bulk("1"));
     assert_eq!(idle.read_raw_until_closed().await, b"");
-    let status = proxy.wait_exit(Duration::from_secs(10)).expect("proxy did not exit");
+    let status = proxy
+        .wait_exit(Duration::from_secs(10))
+        .expect("proxy did not exit");
     assert_eq!(status.code(), Some(0));
-    assert!(tokio::net::TcpStream::connect(proxy.tls_addr()).await.is_err());
+    assert!(tokio::net::TcpStream::connect(proxy.tls_addr())
+        .await
+        .is_err());
 }
 
 #[tokio::test]
 async fn sigterm_past_the_grace_answers_blocked_commands_with_an_error() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
-    let config = support::base_config_with_server(&pki, &redis.addr(), "shutdown_grace_s = 1", USERS);
+    let config =
+        support::base_config_with_server(&pki, &redis.addr(), "shutdown_grace_s = 1", USERS);
     let mut proxy = Proxy::start(&config, pki.dir());
     let mut blocked = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     blocked.send(&[b"BLPOP", b"nothing", b"0"]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     proxy.sigterm();
-    assert_eq!(blocked.read_raw_until_closed().await, b"-ERR proxy shutting down\r\n");
-    assert_eq!(proxy.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+    assert_eq!(
+        blocked.read_raw_until_closed().await,
+        b"-ERR proxy shutting down\r\n"
+    );
+    assert_eq!(
+        proxy
+            .wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
 }
 
 #[test]
@@ -146,11 +195,24 @@ fn check_exit_codes_and_messages() {
     };
     let good = write("good.toml", &base_config(&pki, "127.0.0.1:1", USERS));
     let out = run_cli(&["check", "--config", &good]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let cases = [
-        ("syntax.toml", "[server]\nlisten = \n".to_string(), "syntax.toml:2:"),
-        ("unknown.toml", base_config(&pki, "127.0.0.1:1", "[limits]\nmax_clientz = 3\n"), "unknown.toml:"),
+        (
+            "syntax.toml",
+            "[server]\nlisten = \n".to_string(),
+            "syntax.toml:2:",
+        ),
+        (
+            "unknown.toml",
+            base_config(&pki, "127.0.0.1:1", "[limits]\nmax_clientz = 3\n"),
+            "unknown.toml:",
+        ),
         (
             "nocert.toml",
             base_config(&pki, "127.0.0.1:1", USERS).replace("server.pem", "missing.pem"),
@@ -158,12 +220,21 @@ fn check_exit_codes_and_messages() {
         ),
         (
             "plain.toml",
-            support::base_config_with_server(&pki, "127.0.0.1:1", "plaintext_listen = \"0.0.0.0:0\"", USERS),
+            support::base_config_with_server(
+                &pki,
+                "127.0.0.1:1",
+                "plaintext_listen = \"0.0.0.0:0\"",
+                USERS,
+            ),
             "allow_plaintext_remote",
         ),
         (
             "rule.toml",
-            base_config(&pki, "127.0.0.1:1", "[[users]]\nname = \"x\"\nrules = \"on bogus\"\n"),
+            base_config(
+                &pki,
+                "127.0.0.1:1",
+                "[[users]]\nname = \"x\"\nrules = \"on bogus\"\n",
+            ),
             "Error in ACL SETUSER modifier 'bogus': Syntax error",
         ),
     ];
@@ -172,7 +243,10 @@ fn check_exit_codes_and_messages() {
         let out = run_cli(&["check", "--config", &path]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{name}: {stderr}");
-        assert!(stderr.contains(needle), "{name}: {stderr:?} lacks {needle:?}");
+        assert!(
+            stderr.contains(needle),
+            "{name}: {stderr:?} lacks {needle:?}"
+        );
     }
     // `run` refuses the same bad file with the same code and starts nothing.
     let out = run_cli(&["run", "--config", &dir.join("rule.toml").to_string_lossy()]);
@@ -183,9 +257,26 @@ fn check_exit_codes_and_messages() {
 fn gen_certs_writes_a_usable_dev_pki() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("certs");
-    let out = run_cli(&["gen-certs", "--out", &out_dir.to_string_lossy(), "--client", "app"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for f in ["ca.pem", "ca.key", "server.pem", "server.key", "app.pem", "app.key"] {
+    let out = run_cli(&[
+        "gen-certs",
+        "--out",
+        &out_dir.to_string_lossy(),
+        "--client",
+        "app",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "ca.pem",
+        "ca.key",
+        "server.pem",
+        "server.key",
+        "app.pem",
+        "app.key",
+    ] {
         assert!(out_dir.join(f).exists(), "{f} missing");
     }
 }

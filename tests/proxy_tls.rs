@@ -23,15 +23,22 @@ rules = "off ~* &* +@all"
 
 /// Connects as `client` and tries one command; Ok(reply) only if TLS and the command went through.
 async fn try_command(proxy: &Proxy, pki: &TestPki, client: Option<&str>) -> Result<Reply, String> {
-    let stream = tls_connect(proxy.tls_addr(), pki, client).await.map_err(|e| e.to_string())?;
+    let stream = tls_connect(proxy.tls_addr(), pki, client)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut conn = RespConn::new(stream);
-    conn.try_send_raw(&encode_command(&[b"PING"])).await.map_err(|e| e.to_string())?;
+    conn.try_send_raw(&encode_command(&[b"PING"]))
+        .await
+        .map_err(|e| e.to_string())?;
     conn.try_read_reply().await
 }
 
 fn start(pki: &TestPki, redis: &RedisServer, tls_extra: &str, auth: &str) -> Proxy {
     let config = base_config(pki, &redis.addr(), &format!("{auth}\n{USERS}"));
-    let config = config.replace("client_auth = \"required\"\n", &format!("client_auth = \"required\"\n{tls_extra}\n"));
+    let config = config.replace(
+        "client_auth = \"required\"\n",
+        &format!("client_auth = \"required\"\n{tls_extra}\n"),
+    );
     Proxy::start(&config, pki.dir())
 }
 
@@ -40,7 +47,10 @@ async fn rejected_certificates_never_reach_the_command_path() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
     let proxy = start(&pki, &redis, "", "");
-    assert_eq!(try_command(&proxy, &pki, Some("alice")).await, Ok(Reply::Simple("PONG".into())));
+    assert_eq!(
+        try_command(&proxy, &pki, Some("alice")).await,
+        Ok(Reply::Simple("PONG".into()))
+    );
     for client in [None, Some("intruder"), Some("expired")] {
         let result = try_command(&proxy, &pki, client).await;
         assert!(result.is_err(), "{client:?} got through: {result:?}");
@@ -56,7 +66,10 @@ async fn rejected_certificates_never_reach_the_command_path() {
     let stats = stats.as_str().unwrap_or("");
     // Upstream saw the harness's readiness PING, alice's connection and this one;
     // nothing from the rejected clients.
-    assert!(stats.contains("total_connections_received:3\r\n"), "{stats}");
+    assert!(
+        stats.contains("total_connections_received:3\r\n"),
+        "{stats}"
+    );
     assert!(stats.contains("total_commands_processed:2\r\n"), "{stats}");
 }
 
@@ -65,7 +78,12 @@ async fn revoked_certificate_is_rejected_with_a_crl() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
     let crl = pki.write_crl("ca.crl", &["bob"]);
-    let proxy = start(&pki, &redis, &format!("crl = [{}]", toml_str(&crl.to_string_lossy())), "");
+    let proxy = start(
+        &pki,
+        &redis,
+        &format!("crl = [{}]", toml_str(&crl.to_string_lossy())),
+        "",
+    );
     assert!(try_command(&proxy, &pki, Some("bob")).await.is_err());
     assert!(try_command(&proxy, &pki, Some("alice")).await.is_ok());
 }
@@ -95,10 +113,25 @@ async fn san_fields_as_cert_user() {
     spec.san_email = vec!["alice"];
     let issued = pki.authority().client(&spec).unwrap();
     pki.add_issued("sans", issued);
-    for (field, ok) in [("san-dns", true), ("san-email", true), ("cn", false), ("none", false), ("san-uri", false)] {
-        let proxy = start(&pki, &redis, "", &format!("[auth]\ncert_user = \"{field}\"\n"));
+    for (field, ok) in [
+        ("san-dns", true),
+        ("san-email", true),
+        ("cn", false),
+        ("none", false),
+        ("san-uri", false),
+    ] {
+        let proxy = start(
+            &pki,
+            &redis,
+            "",
+            &format!("[auth]\ncert_user = \"{field}\"\n"),
+        );
         let got = try_command(&proxy, &pki, Some("sans")).await;
-        assert_eq!(got.as_ref().map(Reply::is_error), Ok(!ok), "{field}: {got:?}");
+        assert_eq!(
+            got.as_ref().map(Reply::is_error),
+            Ok(!ok),
+            "{field}: {got:?}"
+        );
     }
 }
 
@@ -106,11 +139,18 @@ async fn san_fields_as_cert_user() {
 async fn optional_client_auth_accepts_no_certificate_but_not_a_bad_one() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
-    let config = base_config(&pki, &redis.addr(), USERS).replace("client_auth = \"required\"", "client_auth = \"optional\"");
+    let config = base_config(&pki, &redis.addr(), USERS)
+        .replace("client_auth = \"required\"", "client_auth = \"optional\"");
     let proxy = Proxy::start(&config, pki.dir());
     let anonymous = try_command(&proxy, &pki, None).await;
-    assert_eq!(anonymous, Ok(Reply::Error("NOAUTH Authentication required.".into())));
-    assert_eq!(try_command(&proxy, &pki, Some("alice")).await, Ok(Reply::Simple("PONG".into())));
+    assert_eq!(
+        anonymous,
+        Ok(Reply::Error("NOAUTH Authentication required.".into()))
+    );
+    assert_eq!(
+        try_command(&proxy, &pki, Some("alice")).await,
+        Ok(Reply::Simple("PONG".into()))
+    );
     assert!(try_command(&proxy, &pki, Some("intruder")).await.is_err());
 }
 
@@ -130,12 +170,25 @@ async fn tls13_only_refuses_tls12_clients() {
 async fn a_stalled_handshake_is_dropped_at_the_deadline() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
-    let config = base_config(&pki, &redis.addr(), &format!("[limits]\nhandshake_timeout_ms = 300\n{USERS}"));
+    let config = base_config(
+        &pki,
+        &redis.addr(),
+        &format!("[limits]\nhandshake_timeout_ms = 300\n{USERS}"),
+    );
     let proxy = Proxy::start(&config, pki.dir());
-    let mut tcp = tokio::net::TcpStream::connect(proxy.tls_addr()).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(proxy.tls_addr())
+        .await
+        .unwrap();
     let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "connection not closed: {read:?}");
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
+    )
+    .await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "connection not closed: {read:?}"
+    );
 }
 
 #[tokio::test]
@@ -143,11 +196,22 @@ async fn plaintext_listener_on_loopback_serves_without_certificates() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
     let users = "[[users]]\nname = \"carol\"\nrules = \"on >pw ~* &* +@all\"\n";
-    let config = support::base_config_with_server(&pki, &redis.addr(), "plaintext_listen = \"127.0.0.1:0\"", users);
+    let config = support::base_config_with_server(
+        &pki,
+        &redis.addr(),
+        "plaintext_listen = \"127.0.0.1:0\"",
+        users,
+    );
     let proxy = Proxy::start(&config, pki.dir());
-    let addr = proxy.plaintext_addr().expect("plaintext listener").to_string();
+    let addr = proxy
+        .plaintext_addr()
+        .expect("plaintext listener")
+        .to_string();
     let mut conn = RespConn::connect_tcp(&addr).await.unwrap();
-    assert_eq!(conn.cmd_str(&["GET", "a"]).await, Reply::Error("NOAUTH Authentication required.".into()));
+    assert_eq!(
+        conn.cmd_str(&["GET", "a"]).await,
+        Reply::Error("NOAUTH Authentication required.".into())
+    );
     assert!(conn.cmd_str(&["AUTH", "carol", "pw"]).await.is_ok());
     assert_eq!(conn.cmd_str(&["GET", "a"]).await, Reply::Bulk(None));
 }

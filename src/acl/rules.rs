@@ -63,7 +63,8 @@ pub fn apply_rule(user: &mut User, rule: &str) -> Result<(), RuleError> {
             user.root = Selector::default();
             Ok(())
         }
-        _ => apply_password_rule(user, rule).unwrap_or_else(|| apply_selector_rule(&mut user.root, rule)),
+        _ => apply_password_rule(user, rule)
+            .unwrap_or_else(|| apply_selector_rule(&mut user.root, rule)),
     }
 }
 
@@ -172,13 +173,19 @@ mod tests {
         assert!(u.password_matches(b"secret"));
         assert!(user(&format!("#{h} !{h}")).unwrap().passwords.is_empty());
         assert_eq!(user("#abc").unwrap_err().1, RuleError::BadHash);
-        assert_eq!(user(&format!("#{}", h.to_uppercase())).unwrap_err().1, RuleError::BadHash);
+        assert_eq!(
+            user(&format!("#{}", h.to_uppercase())).unwrap_err().1,
+            RuleError::BadHash
+        );
         assert_eq!(user("<nothere").unwrap_err().1, RuleError::NoSuchPassword);
     }
 
     #[test]
     fn errors_name_the_rule() {
-        assert_eq!(user("on bogus").unwrap_err(), ("bogus".to_string(), RuleError::Syntax));
+        assert_eq!(
+            user("on bogus").unwrap_err(),
+            ("bogus".to_string(), RuleError::Syntax)
+        );
         assert_eq!(user("~foo:*").unwrap_err().1, RuleError::Unsupported);
         assert_eq!(
             RuleError::BadHash.to_string(),

@@ -56,7 +56,10 @@ impl Users {
                         }
                     }
                 }
-                Err(e) => errors.push(format!("auth.acl_file: cannot read {}: {e}", path.display())),
+                Err(e) => errors.push(format!(
+                    "auth.acl_file: cannot read {}: {e}",
+                    path.display()
+                )),
             }
         }
         for user in users.by_name.values() {
@@ -121,7 +124,9 @@ impl Users {
     /// Redis's `ACLCheckUserCredentials`: the user exists, is `on`, and the
     /// password matches. An unknown name costs the same digest work.
     pub fn authenticate(&self, name: &[u8], password: &[u8]) -> Option<Arc<User>> {
-        let user = std::str::from_utf8(name).ok().and_then(|n| self.by_name.get(n));
+        let user = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| self.by_name.get(n));
         match user {
             Some(u) if u.password_matches(password) && u.enabled => Some(Arc::clone(u)),
             Some(_) => None,
@@ -154,7 +159,9 @@ fn parse_acl_file(text: &str, file: &str, errors: &mut Vec<String>) -> Vec<(User
             continue;
         };
         if name.contains(|c: char| c.is_ascii_whitespace() || c == '\0') {
-            errors.push(format!("{file}:{line_no}: username '{name}' contains invalid characters"));
+            errors.push(format!(
+                "{file}:{line_no}: username '{name}' contains invalid characters"
+            ));
             continue;
         }
         let mut user = User::new(name);

@@ -147,7 +147,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             self.process_commands().await;
             self.process_replies();
             let idle = self.slots.is_empty() && self.up_out.is_empty();
-            if self.out.is_empty() && !self.client_dirty && idle && (self.closing || self.client_eof || draining) {
+            if self.out.is_empty()
+                && !self.client_dirty
+                && idle
+                && (self.closing || self.client_eof || draining)
+            {
                 return Ok(());
             }
             let read_client = !self.closing
@@ -181,7 +185,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             match event {
                 Event::ClientWrote(r) => r?,
                 Event::UpstreamWrote(Ok(())) => shrink(&mut self.up_out),
-                Event::UpstreamWrote(Err(e)) | Event::UpstreamRead(Err(e)) => self.upstream_lost(&e.to_string()),
+                Event::UpstreamWrote(Err(e)) | Event::UpstreamRead(Err(e)) => {
+                    self.upstream_lost(&e.to_string())
+                }
                 Event::UpstreamRead(Ok(0)) => self.upstream_lost("closed by upstream"),
                 Event::UpstreamRead(Ok(_)) => {}
                 Event::ClientRead(Ok(0)) => self.client_eof = true,
@@ -189,10 +195,15 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 Event::ClientRead(Err(e)) => return Err(e),
                 Event::Drain => draining = true,
                 Event::Abort => {
-                    self.slots.fail_upstream(&mut self.out, replies::SHUTTING_DOWN);
+                    self.slots
+                        .fail_upstream(&mut self.out, replies::SHUTTING_DOWN);
                     self.upstream = None;
                     self.closing = true;
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.flush_client()).await;
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(1),
+                        self.flush_client(),
+                    )
+                    .await;
                     return Ok(());
                 }
             }
@@ -208,7 +219,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             let unauth = !self.session.authenticated(&users);
             let rest = &self.inbuf[pos..];
             let (len, decided) = match self.scanner.scan(rest, unauth) {
-                Ok(RequestScan::Complete(n)) => (n, self.session.decide(self.scanner.args(rest), &users)),
+                Ok(RequestScan::Complete(n)) => {
+                    (n, self.session.decide(self.scanner.args(rest), &users))
+                }
                 Ok(RequestScan::Incomplete) => break,
                 Err(e) => {
                     warn!(peer = %self.peer, reason = %e, "protocol error, closing client");
@@ -228,7 +241,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         self.slots.drain_local(&mut self.out);
     }
 
-    async fn apply(&mut self, decided: Decided, command: std::ops::Range<usize>, upstream_failed: &mut bool) {
+    async fn apply(
+        &mut self,
+        decided: Decided,
+        command: std::ops::Range<usize>,
+        upstream_failed: &mut bool,
+    ) {
         let Decided { decision, suppress } = decided;
         let (bytes, kind, emit) = match decision {
             Decision::Nothing => return,
@@ -253,7 +271,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         }
         if self.upstream.is_none() {
             if !suppress {
-                self.slots.push_local(LocalReply::Static(replies::UPSTREAM_UNAVAILABLE));
+                self.slots
+                    .push_local(LocalReply::Static(replies::UPSTREAM_UNAVAILABLE));
             }
             return;
         }
@@ -261,7 +280,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             Some(b) => self.up_out.extend_from_slice(b),
             None => self.up_out.extend_from_slice(&self.inbuf[command]),
         }
-        self.slots.push_upstream(kind, if suppress { Emit::Drop } else { emit });
+        self.slots
+            .push_upstream(kind, if suppress { Emit::Drop } else { emit });
         if kind == SlotKind::Reset {
             // RESET also logs the upstream connection out: log the proxy back in.
             if let Some(auth) = upstream::auth_command(&self.shared.config.upstream) {
@@ -295,7 +315,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 Ok(ReplyScan::Complete { len }) => {
                     let ty = self.replies.frame_type().unwrap_or(0);
                     let frame = &self.up_in[..len];
-                    if self.slots.on_frame(frame, ty, self.streaming, &mut self.out).is_err() {
+                    if self
+                        .slots
+                        .on_frame(frame, ty, self.streaming, &mut self.out)
+                        .is_err()
+                    {
                         warn!(peer = %self.peer, "upstream reply with no command waiting; closing");
                         self.upstream = None;
                         self.closing = true;
@@ -340,7 +364,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             self.out.clear();
             self.slots = ReplySlots::new();
         } else {
-            self.slots.fail_upstream(&mut self.out, replies::UPSTREAM_LOST);
+            self.slots
+                .fail_upstream(&mut self.out, replies::UPSTREAM_LOST);
         }
         self.closing = true;
     }
@@ -363,7 +388,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
 }
 
 /// Writes some of `buf`, or flushes once it is empty.
-async fn pump<W: AsyncWrite + Unpin>(w: &mut W, buf: &mut BytesMut, dirty: &mut bool) -> io::Result<()> {
+async fn pump<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    buf: &mut BytesMut,
+    dirty: &mut bool,
+) -> io::Result<()> {
     if buf.is_empty() {
         w.flush().await?;
         *dirty = false;
@@ -398,7 +427,10 @@ async fn read_into<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> io::R
     r.read_buf(buf).await
 }
 
-async fn read_opt<R: AsyncRead + Unpin>(r: Option<&mut R>, buf: &mut BytesMut) -> io::Result<usize> {
+async fn read_opt<R: AsyncRead + Unpin>(
+    r: Option<&mut R>,
+    buf: &mut BytesMut,
+) -> io::Result<usize> {
     match r {
         Some(r) => read_into(r, buf).await,
         None => std::future::pending().await,

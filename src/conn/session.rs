@@ -24,7 +24,8 @@ pub mod replies {
     /// A command before authentication.
     pub const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
     /// Failed AUTH / HELLO AUTH.
-    pub const WRONGPASS: &[u8] = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    pub const WRONGPASS: &[u8] =
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
     /// `AUTH pw` while `default` has nopass.
     pub const AUTH_NO_DEFAULT_PASSWORD: &[u8] = b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n";
     /// `AUTH` with too many arguments.
@@ -36,11 +37,13 @@ pub mod replies {
     /// `HELLO` with a version other than 2 or 3.
     pub const NOPROTO: &[u8] = b"-NOPROTO unsupported protocol version\r\n";
     /// `HELLO` with a version that is not a number.
-    pub const HELLO_BAD_VERSION: &[u8] = b"-ERR Protocol version is not an integer or out of range\r\n";
+    pub const HELLO_BAD_VERSION: &[u8] =
+        b"-ERR Protocol version is not an integer or out of range\r\n";
     /// A command the proxy cannot run inside MULTI (it is answered by the proxy).
     pub const NOT_IN_MULTI: &[u8] = b"-ERR Command not allowed inside a transaction\r\n";
     /// EXEC after a command was refused inside MULTI.
-    pub const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+    pub const EXECABORT: &[u8] =
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n";
     /// Upstream could not be reached.
     pub const UPSTREAM_UNAVAILABLE: &[u8] = b"-ERR upstream unavailable\r\n";
     /// Upstream connection lost with this command in flight.
@@ -140,7 +143,11 @@ impl Session {
                 self.multi_dirty = true;
                 return local(replies::NOT_IN_MULTI);
             }
-            return if name_is("auth") { self.auth(args, users) } else { self.hello(args, users) };
+            return if name_is("auth") {
+                self.auth(args, users)
+            } else {
+                self.hello(args, users)
+            };
         }
         if name_is("reset") {
             let had_user = authed;
@@ -149,7 +156,11 @@ impl Session {
             self.multi_dirty = false;
             self.reply_off = false;
             *suppress = false;
-            return if had_user { Decision::Forward(SlotKind::Reset) } else { local(replies::RESET) };
+            return if had_user {
+                Decision::Forward(SlotKind::Reset)
+            } else {
+                local(replies::RESET)
+            };
         }
         if !authed {
             return local(replies::NOAUTH);
@@ -227,7 +238,10 @@ impl Session {
             return Decision::Forward(SlotKind::Plain);
         };
         let n = u32::try_from(args.len() - 1).unwrap_or(u32::MAX);
-        let subscribing = matches!(kind, PubSubKind::Subscribe | PubSubKind::PSubscribe | PubSubKind::SSubscribe);
+        let subscribing = matches!(
+            kind,
+            PubSubKind::Subscribe | PubSubKind::PSubscribe | PubSubKind::SSubscribe
+        );
         Decision::Forward(match (n, subscribing) {
             (0, true) => SlotKind::Plain, // arity error
             (0, false) => SlotKind::UnsubscribeAll(kind),
@@ -280,7 +294,10 @@ impl Session {
                 j += 2;
             } else {
                 let mut msg = b"-ERR Syntax error in HELLO option '".to_vec();
-                msg.extend(opt.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+                msg.extend(
+                    opt.iter()
+                        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+                );
                 msg.extend_from_slice(b"'\r\n");
                 return Decision::Local(LocalReply::Owned(Bytes::from(msg)));
             }
@@ -302,7 +319,11 @@ impl Session {
         if let Some(name) = setname {
             fwd.extend([&b"SETNAME"[..], name]);
         }
-        Decision::ForwardInstead(Bytes::from(encode_command(&fwd)), SlotKind::Hello(version), Emit::Pass)
+        Decision::ForwardInstead(
+            Bytes::from(encode_command(&fwd)),
+            SlotKind::Hello(version),
+            Emit::Pass,
+        )
     }
 }
 

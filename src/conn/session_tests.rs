@@ -54,22 +54,37 @@ fn replies(ds: &[Decided]) -> Vec<String> {
 fn no_users_means_noauth_for_everything_but_auth_hello_quit_reset() {
     let u = users(&[]);
     let mut s = Session::new(None);
-    let got = replies(&run(&mut s, &u, "GET k\nAUTH pw\nAUTH a b\nHELLO 3\nRESET\nQUIT"));
-    assert_eq!(got, vec![
-        "-NOAUTH Authentication required.",
-        "-WRONGPASS invalid username-password pair or user is disabled.",
-        "-WRONGPASS invalid username-password pair or user is disabled.",
-        &String::from_utf8_lossy(replies::HELLO_NOAUTH).trim_end().to_string(),
-        "+RESET",
-        "quit",
-    ]);
+    let got = replies(&run(
+        &mut s,
+        &u,
+        "GET k\nAUTH pw\nAUTH a b\nHELLO 3\nRESET\nQUIT",
+    ));
+    assert_eq!(
+        got,
+        vec![
+            "-NOAUTH Authentication required.",
+            "-WRONGPASS invalid username-password pair or user is disabled.",
+            "-WRONGPASS invalid username-password pair or user is disabled.",
+            String::from_utf8_lossy(replies::HELLO_NOAUTH).trim_end(),
+            "+RESET",
+            "quit",
+        ]
+    );
 }
 
 #[test]
 fn auth_forms_and_default_user() {
-    let u = users(&[("default", "on nopass ~* &* +@all"), ("app", "on >pw ~* &* +@all"), ("off", "off >pw ~* &* +@all")]);
+    let u = users(&[
+        ("default", "on nopass ~* &* +@all"),
+        ("app", "on >pw ~* &* +@all"),
+        ("off", "off >pw ~* &* +@all"),
+    ]);
     let mut s = Session::new(None);
-    let got = replies(&run(&mut s, &u, "GET k\nAUTH pw\nAUTH app nope\nAUTH off pw\nAUTH app pw\nAUTH\nAUTH a b c"));
+    let got = replies(&run(
+        &mut s,
+        &u,
+        "GET k\nAUTH pw\nAUTH app nope\nAUTH off pw\nAUTH app pw\nAUTH\nAUTH a b c",
+    ));
     assert_eq!(got, vec![
         "forward Plain",
         "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
@@ -86,7 +101,11 @@ fn auth_forms_and_default_user() {
 fn hello_checks_and_rewrites() {
     let u = users(&[("app", "on >pw ~* &* +@all")]);
     let mut s = Session::new(None);
-    let got = replies(&run(&mut s, &u, "HELLO 4\nHELLO x\nHELLO 3 FOO\nHELLO 3 AUTH app bad\nHELLO 3 AUTH app pw SETNAME n\nHELLO"));
+    let got = replies(&run(
+        &mut s,
+        &u,
+        "HELLO 4\nHELLO x\nHELLO 3 FOO\nHELLO 3 AUTH app bad\nHELLO 3 AUTH app pw SETNAME n\nHELLO",
+    ));
     assert_eq!(got, vec![
         "-NOPROTO unsupported protocol version",
         "-ERR Protocol version is not an integer or out of range",
@@ -102,23 +121,30 @@ fn client_reply_off_skip_on() {
     let u = users(&[("default", "on nopass ~* &* +@all")]);
     let mut s = Session::new(None);
     let got = replies(&run(&mut s, &u, "CLIENT REPLY SKIP\nGET a\nGET b\nCLIENT REPLY OFF\nGET c\nNOSUCH\nCLIENT REPLY ON\nCLIENT REPLY maybe"));
-    assert_eq!(got, vec![
-        "nothing",
-        "forward Plain (suppressed)",
-        "forward Plain",
-        "nothing",
-        "forward Plain (suppressed)",
-        "forward Plain (suppressed)",
-        "+OK",
-        "forward Plain",
-    ]);
+    assert_eq!(
+        got,
+        vec![
+            "nothing",
+            "forward Plain (suppressed)",
+            "forward Plain",
+            "nothing",
+            "forward Plain (suppressed)",
+            "forward Plain (suppressed)",
+            "+OK",
+            "forward Plain",
+        ]
+    );
 }
 
 #[test]
 fn transactions_and_pubsub_slots() {
     let u = users(&[("default", "on nopass ~* &* +@all")]);
     let mut s = Session::new(None);
-    let got = replies(&run(&mut s, &u, "MULTI\nAUTH x\nEXEC\nSUBSCRIBE a b\nUNSUBSCRIBE\nPSUBSCRIBE\nMULTI\nEXEC"));
+    let got = replies(&run(
+        &mut s,
+        &u,
+        "MULTI\nAUTH x\nEXEC\nSUBSCRIBE a b\nUNSUBSCRIBE\nPSUBSCRIBE\nMULTI\nEXEC",
+    ));
     assert_eq!(got, vec![
         "forward Plain",
         "-ERR Command not allowed inside a transaction",

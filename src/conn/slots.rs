@@ -111,7 +111,10 @@ impl ReplySlots {
 
     /// Number of slots waiting for upstream replies.
     pub fn upstream_pending(&self) -> usize {
-        self.queue.iter().filter(|s| matches!(s, Slot::Upstream { .. })).count()
+        self.queue
+            .iter()
+            .filter(|s| matches!(s, Slot::Upstream { .. }))
+            .count()
     }
 
     /// Number of queued slots.
@@ -147,18 +150,30 @@ impl ReplySlots {
     pub fn can_stream(&self, ty: u8) -> bool {
         let head_plain = matches!(
             self.queue.front(),
-            Some(Slot::Upstream { kind: SlotKind::Plain, emit: Emit::Pass, .. })
+            Some(Slot::Upstream {
+                kind: SlotKind::Plain,
+                emit: Emit::Pass,
+                ..
+            })
         );
         head_plain && !self.may_be_push(ty)
     }
 
     fn may_be_push(&self, ty: u8) -> bool {
-        ty == b'>' || (ty == b'*' && !self.resp3 && self.subscribed()) || (ty == b'+' && self.monitor)
+        ty == b'>'
+            || (ty == b'*' && !self.resp3 && self.subscribed())
+            || (ty == b'+' && self.monitor)
     }
 
     /// Routes one upstream frame (or, when `streamed`, the rest of a frame whose
     /// start was already sent) to `out`, then moves following local replies.
-    pub fn on_frame(&mut self, frame: &[u8], ty: u8, streamed: bool, out: &mut BytesMut) -> Result<(), Desync> {
+    pub fn on_frame(
+        &mut self,
+        frame: &[u8],
+        ty: u8,
+        streamed: bool,
+        out: &mut BytesMut,
+    ) -> Result<(), Desync> {
         if !streamed && self.route_push(frame, ty, out) {
             self.drain_local(out);
             return Ok(());
@@ -214,7 +229,10 @@ impl ReplySlots {
         }
         if head_sub == Some(kind) {
             let expected = u32::try_from(self.family_count(kind).max(1)).unwrap_or(u32::MAX);
-            if let Some(Slot::Upstream { left: left @ None, .. }) = self.queue.front_mut() {
+            if let Some(Slot::Upstream {
+                left: left @ None, ..
+            }) = self.queue.front_mut()
+            {
                 *left = Some(expected);
             }
             self.update_counts(kind, count);
@@ -270,7 +288,9 @@ impl ReplySlots {
         while let Some(slot) = self.queue.pop_front() {
             match slot {
                 Slot::Local(r) => out.put_slice(r.bytes()),
-                Slot::Upstream { emit: Emit::Drop, .. } => {}
+                Slot::Upstream {
+                    emit: Emit::Drop, ..
+                } => {}
                 Slot::Upstream { .. } => out.put_slice(reply),
             }
         }

@@ -33,7 +33,13 @@ fn dropped_and_replaced_replies() {
 #[test]
 fn resp2_subscribe_confirmations_fill_one_slot_and_messages_take_none() {
     let mut s = ReplySlots::new();
-    s.push_upstream(SlotKind::Subscription { kind: PubSubKind::Subscribe, frames: 2 }, Emit::Pass);
+    s.push_upstream(
+        SlotKind::Subscription {
+            kind: PubSubKind::Subscribe,
+            frames: 2,
+        },
+        Emit::Pass,
+    );
     s.push_upstream(SlotKind::Plain, Emit::Pass); // PING in subscribed mode
     let sub_a: &[u8] = b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n";
     let msg: &[u8] = b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n";
@@ -49,21 +55,45 @@ fn resp2_subscribe_confirmations_fill_one_slot_and_messages_take_none() {
 #[test]
 fn unsubscribe_all_expects_one_frame_per_channel() {
     let mut s = ReplySlots::new();
-    s.push_upstream(SlotKind::Subscription { kind: PubSubKind::Subscribe, frames: 2 }, Emit::Pass);
-    run(&mut s, &[
-        (b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n", b'*'),
-        (b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n", b'*'),
-    ]);
-    s.push_upstream(SlotKind::UnsubscribeAll(PubSubKind::Unsubscribe), Emit::Pass);
+    s.push_upstream(
+        SlotKind::Subscription {
+            kind: PubSubKind::Subscribe,
+            frames: 2,
+        },
+        Emit::Pass,
+    );
+    run(
+        &mut s,
+        &[
+            (b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n", b'*'),
+            (b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n", b'*'),
+        ],
+    );
+    s.push_upstream(
+        SlotKind::UnsubscribeAll(PubSubKind::Unsubscribe),
+        Emit::Pass,
+    );
     s.push_local(LocalReply::Static(b"+L\r\n"));
-    let out = run(&mut s, &[(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n", b'*')]);
+    let out = run(
+        &mut s,
+        &[(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n", b'*')],
+    );
     assert!(!out.ends_with(b"+L\r\n"));
-    let out = run(&mut s, &[(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n", b'*')]);
+    let out = run(
+        &mut s,
+        &[(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n", b'*')],
+    );
     assert!(out.ends_with(b"+L\r\n"));
     assert!(!s.subscribed() && s.is_empty());
     // Nothing subscribed: one frame with a null channel.
-    s.push_upstream(SlotKind::UnsubscribeAll(PubSubKind::Unsubscribe), Emit::Pass);
-    run(&mut s, &[(b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n", b'*')]);
+    s.push_upstream(
+        SlotKind::UnsubscribeAll(PubSubKind::Unsubscribe),
+        Emit::Pass,
+    );
+    run(
+        &mut s,
+        &[(b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n", b'*')],
+    );
     assert!(s.is_empty());
 }
 
@@ -73,23 +103,38 @@ fn resp3_pushes_and_hello() {
     s.push_upstream(SlotKind::Hello(Some(3)), Emit::Pass);
     run(&mut s, &[(b"%1\r\n+proto\r\n:3\r\n", b'%')]);
     assert!(s.resp3());
-    s.push_upstream(SlotKind::Subscription { kind: PubSubKind::Subscribe, frames: 1 }, Emit::Pass);
+    s.push_upstream(
+        SlotKind::Subscription {
+            kind: PubSubKind::Subscribe,
+            frames: 1,
+        },
+        Emit::Pass,
+    );
     s.push_upstream(SlotKind::Plain, Emit::Pass);
     // A list reply that looks like a message is not one in RESP3.
     let list: &[u8] = b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n";
-    run(&mut s, &[
-        (b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n", b'>'),
-        (b">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n", b'>'),
-        (b">2\r\n$10\r\ninvalidate\r\n*0\r\n", b'>'),
-        (list, b'*'),
-    ]);
+    run(
+        &mut s,
+        &[
+            (b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n", b'>'),
+            (b">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n", b'>'),
+            (b">2\r\n$10\r\ninvalidate\r\n*0\r\n", b'>'),
+            (list, b'*'),
+        ],
+    );
     assert!(s.is_empty());
 }
 
 #[test]
 fn errors_end_a_subscription_slot_and_unexpected_frames_desync() {
     let mut s = ReplySlots::new();
-    s.push_upstream(SlotKind::Subscription { kind: PubSubKind::Subscribe, frames: 3 }, Emit::Pass);
+    s.push_upstream(
+        SlotKind::Subscription {
+            kind: PubSubKind::Subscribe,
+            frames: 3,
+        },
+        Emit::Pass,
+    );
     run(&mut s, &[(b"-NOPERM x\r\n", b'-')]);
     assert!(s.is_empty());
     let mut out = BytesMut::new();
@@ -101,7 +146,13 @@ fn monitor_lines_are_pushes_and_replies_still_fill_slots() {
     let mut s = ReplySlots::new();
     s.push_upstream(SlotKind::Monitor, Emit::Pass);
     s.push_upstream(SlotKind::Plain, Emit::Pass);
-    run(&mut s, &[(b"+OK\r\n", b'+'), (b"+1700000000.1 [0 127.0.0.1:1] \"PING\"\r\n", b'+')]);
+    run(
+        &mut s,
+        &[
+            (b"+OK\r\n", b'+'),
+            (b"+1700000000.1 [0 127.0.0.1:1] \"PING\"\r\n", b'+'),
+        ],
+    );
     assert_eq!(s.len(), 1);
     run(&mut s, &[(b"+PONG\r\n", b'+')]);
     assert!(s.is_empty());

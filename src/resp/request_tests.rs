@@ -31,8 +31,14 @@ fn args(v: &[&str]) -> Vec<Vec<u8>> {
 
 #[test]
 fn multibulk_commands_and_pipelines() {
-    let got = scan_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n", false);
-    assert_eq!(got.unwrap(), vec![args(&["GET", "k"]), args(&["SET", "k", ""])]);
+    let got = scan_all(
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n",
+        false,
+    );
+    assert_eq!(
+        got.unwrap(),
+        vec![args(&["GET", "k"]), args(&["SET", "k", ""])]
+    );
 }
 
 #[test]
@@ -52,7 +58,12 @@ fn byte_at_a_time_resumes() {
     let mut got = Vec::new();
     for end in 1..=input.len() {
         if let RequestScan::Complete(n) = s.scan(&input[start..end], false).unwrap() {
-            got.push(s.args(&input[start..]).iter().map(<[u8]>::to_vec).collect::<Vec<_>>());
+            got.push(
+                s.args(&input[start..])
+                    .iter()
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>(),
+            );
             start += n;
         }
     }
@@ -64,14 +75,23 @@ fn byte_at_a_time_resumes() {
 fn empty_commands_complete_with_no_arguments() {
     let empty: Vec<Vec<u8>> = Vec::new();
     let got = scan_all(b"*0\r\n*-10\r\n\r\n   \r\n", false).unwrap();
-    assert_eq!(got, vec![empty.clone(), empty.clone(), empty.clone(), empty]);
+    assert_eq!(
+        got,
+        vec![empty.clone(), empty.clone(), empty.clone(), empty]
+    );
 }
 
 #[test]
 fn payload_terminator_is_skipped_like_redis() {
-    assert_eq!(scan_all(b"*1\r\n$4\r\nPINGxy", false).unwrap(), vec![args(&["PING"])]);
+    assert_eq!(
+        scan_all(b"*1\r\n$4\r\nPINGxy", false).unwrap(),
+        vec![args(&["PING"])]
+    );
     // The byte after '\r' in a header is not checked either.
-    assert_eq!(scan_all(b"*1\rX$4\rYPING\r\n", false).unwrap(), vec![args(&["PING"])]);
+    assert_eq!(
+        scan_all(b"*1\rX$4\rYPING\r\n", false).unwrap(),
+        vec![args(&["PING"])]
+    );
 }
 
 #[test]
@@ -82,24 +102,51 @@ fn inline_commands() {
     );
     assert_eq!(
         scan_all(b"set \"a b\" 'c\\'d' \"\\x41\\n\\q\" \"\"\r\n", false).unwrap(),
-        vec![vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\nq".to_vec(), vec![]]]
+        vec![vec![
+            b"set".to_vec(),
+            b"a b".to_vec(),
+            b"c'd".to_vec(),
+            b"A\nq".to_vec(),
+            vec![]
+        ]]
     );
     // \v and \f separate only as leading blanks, not inside a word.
-    assert_eq!(scan_all(b"\x0bab\x0bc d\n", false).unwrap(), vec![args(&["ab\x0bc", "d"])]);
+    assert_eq!(
+        scan_all(b"\x0bab\x0bc d\n", false).unwrap(),
+        vec![args(&["ab\x0bc", "d"])]
+    );
     // Quotes inside a word start a quoted section of the same word.
-    assert_eq!(scan_all(b"a\"b c\"\n", false).unwrap(), vec![args(&["ab c"])]);
+    assert_eq!(
+        scan_all(b"a\"b c\"\n", false).unwrap(),
+        vec![args(&["ab c"])]
+    );
 }
 
 #[test]
 fn redis_protocol_tcl_cases() {
     use ProtocolError::*;
     assert_eq!(err(b"*3000000000\r\n"), InvalidMultibulkLength);
-    assert_eq!(err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n"), ExpectedDollar(b'f'));
-    assert_eq!(err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n"), InvalidBulkLength);
-    assert_eq!(err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n"), InvalidBulkLength);
-    assert_eq!(err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n"), InvalidBulkLength);
+    assert_eq!(
+        err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n"),
+        ExpectedDollar(b'f')
+    );
+    assert_eq!(
+        err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n"),
+        InvalidBulkLength
+    );
+    assert_eq!(
+        err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n"),
+        InvalidBulkLength
+    );
+    assert_eq!(
+        err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n"),
+        InvalidBulkLength
+    );
     assert_eq!(err(b"*1\r\nfoo\r\n"), ExpectedDollar(b'f'));
-    assert_eq!(err(b"set \"\"\"test-key\"\"\" test-value\r\nping\r\n"), UnbalancedQuotes);
+    assert_eq!(
+        err(b"set \"\"\"test-key\"\"\" test-value\r\nping\r\n"),
+        UnbalancedQuotes
+    );
     assert_eq!(err(b"set \"abc\r\n"), UnbalancedQuotes);
     assert_eq!(err(b"set 'abc\r\n"), UnbalancedQuotes);
     assert_eq!(err(b"*\r\n"), InvalidMultibulkLength);
@@ -175,16 +222,23 @@ fn configured_limits() {
     assert_eq!(run(b"*1\r\n$11\r\n"), Err(ProtocolError::InvalidBulkLength));
     assert_eq!(run(b"0123456789abcdefg"), Err(ProtocolError::TooBigInline));
     assert_eq!(run(b"0123456789abcdef"), Ok(RequestScan::Incomplete));
-    let mut big = b"*3\r\n$10\r\n".to_vec();
+    let mut big = b"*1\r\n$100\r\n".to_vec();
     big.resize(65, b'x');
-    assert_eq!(run(&big), Err(ProtocolError::QueryBufferFull));
+    let mut s = RequestScanner::new(ScanLimits {
+        max_bulk_len: 100,
+        ..limits
+    });
+    assert_eq!(s.scan(&big, false), Err(ProtocolError::QueryBufferFull));
 }
 
 #[test]
 fn unauthenticated_limits() {
     let mut s = scanner();
     let eleven = b"*11\r\n";
-    assert_eq!(s.scan(eleven, true), Err(ProtocolError::UnauthenticatedMultibulkLength));
+    assert_eq!(
+        s.scan(eleven, true),
+        Err(ProtocolError::UnauthenticatedMultibulkLength)
+    );
     assert_eq!(s.scan(eleven, false), Ok(RequestScan::Incomplete));
     let mut s = scanner();
     assert_eq!(
@@ -192,12 +246,18 @@ fn unauthenticated_limits() {
         Err(ProtocolError::UnauthenticatedBulkLength)
     );
     let mut s = scanner();
-    assert_eq!(s.scan(b"*2\r\n$3\r\nSET\r\n$16384\r\n", true), Ok(RequestScan::Incomplete));
+    assert_eq!(
+        s.scan(b"*2\r\n$3\r\nSET\r\n$16384\r\n", true),
+        Ok(RequestScan::Incomplete)
+    );
 }
 
 #[test]
 fn declared_length_is_never_allocated() {
     let mut s = scanner();
-    assert_eq!(s.scan(b"*1048576\r\n$536870912\r\nab", false), Ok(RequestScan::Incomplete));
+    assert_eq!(
+        s.scan(b"*1048576\r\n$536870912\r\nab", false),
+        Ok(RequestScan::Incomplete)
+    );
     assert!(s.args.capacity() < 1024);
 }

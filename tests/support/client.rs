@@ -1,0 +1,98 @@
+//! The client side of TLS for tests: rustls client configs and connects.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::pki::TestPki;
+use super::resp::RespConn;
+
+/// TLS 1.2 and 1.3.
+pub const ALL_VERSIONS: &[&SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+/// TLS 1.2 only.
+pub const TLS12_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
+/// TLS 1.3 only.
+pub const TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// A client config trusting the CA bundle `ca`, presenting `identity` = `(cert, key)` if
+/// given, speaking `versions`.
+pub fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+    versions: &[&'static SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read CA") {
+        roots.add(cert.expect("CA pem")).expect("add CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("protocol versions")
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .expect("read client cert")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("client cert pem");
+            let key = PrivateKeyDer::from_pem_file(key).expect("client key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .expect("client auth cert")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Arc::new(config)
+}
+
+/// Connects to `addr` with `config`, server name `localhost`.
+pub async fn tls_connect_config(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").expect("server name");
+    TlsConnector::from(config).connect(name, tcp).await
+}
+
+/// Connects with the pki's CA as roots, presenting client `client`'s certificate if `Some`.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    pki: &TestPki,
+    client: Option<&str>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let paths = client.map(|name| pki.client(name));
+    let identity = paths.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    tls_connect_config(addr, client_config(&pki.ca_pem(), identity, ALL_VERSIONS)).await
+}
+
+/// Connects with the CA bundle `ca` and explicit client certificate and key files.
+pub async fn tls_connect_with(
+    addr: SocketAddr,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    tls_connect_config(addr, client_config(ca, Some((cert, key)), ALL_VERSIONS)).await
+}
+
+/// [`tls_connect`] wrapped in a [`RespConn`]; panics if the handshake fails.
+pub async fn resp_tls(
+    addr: SocketAddr,
+    pki: &TestPki,
+    client: Option<&str>,
+) -> RespConn<TlsStream<TcpStream>> {
+    let stream = tls_connect(addr, pki, client)
+        .await
+        .unwrap_or_else(|e| panic!("TLS connect to {addr} as {client:?}: {e}"));
+    RespConn::new(stream)
+}

@@ -1,0 +1,25 @@
+//! Integration-test harness: real redis-server, real TLS, certificates made at test time.
+//!
+//! - [`RedisServer`]: a `redis-server` child on a free loopback port or a unix socket.
+//! - [`TestPki`]: CA, server and client certificates in a tempdir.
+//! - [`Proxy`]: the built `portcullis` binary with a proxy.toml; [`run_cli`] for one-shot
+//!   commands; [`base_config`] for the usual proxy.toml.
+//! - [`tls_connect`], [`RespConn`], [`Reply`]: the client side.
+//!
+//! Every test file uses a different subset, hence `dead_code` is allowed here.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod pki;
+pub mod proxy;
+pub mod redis;
+pub mod resp;
+
+pub use client::{
+    client_config, resp_tls, tls_connect, tls_connect_config, tls_connect_with, ALL_VERSIONS,
+    TLS12_ONLY, TLS13_ONLY,
+};
+pub use pki::{TestPki, CLIENTS};
+pub use proxy::{base_config, base_config_with_server, run_cli, toml_str, Proxy, BIN};
+pub use redis::RedisServer;
+pub use resp::{encode_command, parse_reply, Reply, RespConn};
