@@ -389,18 +389,20 @@ fn split_args(
             return Ok(());
         }
         let start = out.len();
-        let (mut in_dq, mut in_sq) = (false, false);
+        // The open quote character while inside a quoted section.
+        let mut quote: Option<u8> = None;
         loop {
             let c = at(p);
-            if in_dq {
-                if c == b'\\' && at(p + 1) == b'x' {
+            if let Some(q) = quote {
+                let escape = c == b'\\';
+                if q == b'"' && escape && at(p + 1) == b'x' {
                     if let (Some(h), Some(l)) = (hex_val(at(p + 2)), hex_val(at(p + 3))) {
                         out.push(h * 16 + l);
                         p += 4;
                         continue;
                     }
                 }
-                if c == b'\\' && at(p + 1) != 0 {
+                if q == b'"' && escape && at(p + 1) != 0 {
                     p += 1;
                     out.push(match at(p) {
                         b'n' => b'\n',
@@ -410,22 +412,11 @@ fn split_args(
                         b'a' => 0x07,
                         other => other,
                     });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return Err(ProtocolError::UnbalancedQuotes);
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return Err(ProtocolError::UnbalancedQuotes);
-                } else {
-                    out.push(c);
-                }
-            } else if in_sq {
-                if c == b'\\' && at(p + 1) == b'\'' {
+                } else if q == b'\'' && escape && at(p + 1) == b'\'' {
                     p += 1;
                     out.push(b'\'');
-                } else if c == b'\'' {
+                } else if c == q {
+                    // A closing quote must be followed by a space or the end.
                     if at(p + 1) != 0 && !is_space(at(p + 1)) {
                         return Err(ProtocolError::UnbalancedQuotes);
                     }
@@ -444,8 +435,7 @@ fn split_args(
                         }
                         break;
                     }
-                    b'"' => in_dq = true,
-                    b'\'' => in_sq = true,
+                    b'"' | b'\'' => quote = Some(c),
                     other => out.push(other),
                 }
             }
