@@ -214,8 +214,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     async fn process_commands(&mut self) {
         let mut pos = 0;
         let mut upstream_failed = false;
+        let users = Arc::clone(&self.shared.users);
         while !self.closing && pos < self.inbuf.len() {
-            let users = Arc::clone(&self.shared.users);
             let unauth = !self.session.authenticated(&users);
             let rest = &self.inbuf[pos..];
             let (len, decided) = match self.scanner.scan(rest, unauth) {
