@@ -97,7 +97,8 @@ fn inline_splitting_matches_redis() {
     for case in 0..400 {
         let mut line = String::from("RPUSH l ");
         for _ in 0..(rng.next() % 6 + 1) {
-            line.push_str(*rng.pick(tokens));
+            let token: &str = rng.pick(tokens);
+            line.push_str(token);
         }
         let mut input = line.clone().into_bytes();
         input.extend_from_slice(b"\r\nLRANGE l 0 -1\r\nDEL l\r\n");

@@ -165,7 +165,8 @@ impl RequestScanner {
         self.limits
     }
 
-    /// Replaces the limits (applies from the next command).
+    /// Replaces the limits (they apply from the next `scan` call, also to the
+    /// rest of a command already partly scanned).
     pub fn set_limits(&mut self, limits: ScanLimits) {
         self.limits = limits;
     }
@@ -181,6 +182,7 @@ impl RequestScanner {
         let result = self.scan_inner(buf, unauthenticated);
         match result {
             Ok(RequestScan::Incomplete) if buf.len() > self.limits.max_query_buffer => {
+                self.state = State::Start;
                 Err(ProtocolError::QueryBufferFull)
             }
             Ok(RequestScan::Complete(_)) | Err(_) => {

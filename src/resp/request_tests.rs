@@ -261,3 +261,28 @@ fn declared_length_is_never_allocated() {
     );
     assert!(s.args.capacity() < 1024);
 }
+
+#[test]
+fn the_scanner_is_reusable_after_any_error() {
+    let limits = ScanLimits {
+        max_query_buffer: 16,
+        ..ScanLimits::default()
+    };
+    let mut s = RequestScanner::new(limits);
+    assert_eq!(
+        s.scan(b"*2\r\n$3\r\nSET\r\n$10\r\n0123", false),
+        Err(ProtocolError::QueryBufferFull)
+    );
+    assert_eq!(
+        s.scan(b"*1\r\n$4\r\nPING\r\n", false),
+        Ok(RequestScan::Complete(14))
+    );
+    assert_eq!(
+        s.scan(b"*1\r\nfoo\r\n", false),
+        Err(ProtocolError::ExpectedDollar(b'f'))
+    );
+    assert_eq!(
+        s.scan(b"*1\r\n$4\r\nPING\r\n", false),
+        Ok(RequestScan::Complete(14))
+    );
+}
