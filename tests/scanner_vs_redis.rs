@@ -97,7 +97,7 @@ fn inline_splitting_matches_redis() {
     for case in 0..400 {
         let mut line = String::from("RPUSH l ");
         for _ in 0..(rng.next() % 6 + 1) {
-            let token: &str = rng.pick(tokens);
+            let token: &&str = rng.pick(tokens);
             line.push_str(token);
         }
         let mut input = line.clone().into_bytes();
