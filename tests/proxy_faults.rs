@@ -253,34 +253,6 @@ fn check_exit_codes_and_messages() {
     assert_eq!(out.status.code(), Some(64));
 }
 
-#[test]
-fn gen_certs_writes_a_usable_dev_pki() {
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("certs");
-    let out = run_cli(&[
-        "gen-certs",
-        "--out",
-        &out_dir.to_string_lossy(),
-        "--client",
-        "app",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for f in [
-        "ca.pem",
-        "ca.key",
-        "server.pem",
-        "server.key",
-        "app.pem",
-        "app.key",
-    ] {
-        assert!(out_dir.join(f).exists(), "{f} missing");
-    }
-}
-
 /// Resident memory of process `pid` in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
