@@ -12,6 +12,7 @@
 
 pub mod acl;
 pub mod certgen;
+pub mod command;
 pub mod config;
 pub mod conn;
 pub mod resp;

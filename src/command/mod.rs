@@ -1,0 +1,8 @@
+//! Step 3a, command knowledge: Redis 7.0's command table (generated from a live
+//! redis-server and committed), lookup by name, and key/channel extraction.
+//!
+//! The connection task looks a command up here to build the one typed view
+//! that policy (`crate::acl`) sees.
+
+mod types;
+pub use types::*;
