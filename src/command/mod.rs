@@ -6,3 +6,9 @@
 
 mod types;
 pub use types::*;
+
+pub mod gen;
+pub mod lookup;
+mod table;
+pub use lookup::{by_id, by_name, is_container, resolve, Resolved};
+pub use table::{COMMANDS, REDIS_VERSION};

@@ -25,9 +25,26 @@ pub mod flags {
     pub const ALLOW_BUSY: u64 = 1 << 20;
     /// Names in `COMMAND`'s spelling, in bit order.
     pub const NAMES: [&str; 21] = [
-        "write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript", "blocking",
-        "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast", "no_auth",
-        "may_replicate", "no_mandatory_keys", "no_async_loading", "no_multi", "movablekeys",
+        "write",
+        "readonly",
+        "denyoom",
+        "module",
+        "admin",
+        "pubsub",
+        "noscript",
+        "blocking",
+        "loading",
+        "stale",
+        "skip_monitor",
+        "skip_slowlog",
+        "asking",
+        "fast",
+        "no_auth",
+        "may_replicate",
+        "no_mandatory_keys",
+        "no_async_loading",
+        "no_multi",
+        "movablekeys",
         "allow_busy",
     ];
 }
@@ -35,9 +52,27 @@ pub mod flags {
 /// ACL categories, in Redis's `ACLCommandCategories` order (also `ACL CAT`'s order):
 /// bit `i` is `CATEGORIES[i]`.
 pub const CATEGORIES: [&str; 21] = [
-    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
-    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
-    "connection", "transaction", "scripting",
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
 ];
 
 /// Key-spec flags as `COMMAND` reports them (a bit each).
@@ -55,7 +90,16 @@ pub mod key_flags {
     pub const VARIABLE_FLAGS: u16 = 1 << 10;
     /// Names in `COMMAND`'s spelling, in bit order.
     pub const NAMES: [&str; 11] = [
-        "RO", "RW", "OW", "RM", "access", "update", "insert", "delete", "not_key", "incomplete",
+        "RO",
+        "RW",
+        "OW",
+        "RM",
+        "access",
+        "update",
+        "insert",
+        "delete",
+        "not_key",
+        "incomplete",
         "variable_flags",
     ];
 }
@@ -66,7 +110,10 @@ pub enum BeginSearch {
     /// `index{pos}`.
     Index(i32),
     /// `keyword{keyword, startfrom}`; the keyword is lowercase.
-    Keyword { keyword: &'static str, startfrom: i32 },
+    Keyword {
+        keyword: &'static str,
+        startfrom: i32,
+    },
     /// `unknown`: the spec is invalid for the key-spec pass.
     Unknown,
 }
@@ -75,9 +122,17 @@ pub enum BeginSearch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FindKeys {
     /// `range{lastkey, keystep, limit}`.
-    Range { lastkey: i32, keystep: i32, limit: i32 },
+    Range {
+        lastkey: i32,
+        keystep: i32,
+        limit: i32,
+    },
     /// `keynum{keynumidx, firstkey, keystep}`.
-    Keynum { keynumidx: i32, firstkey: i32, keystep: i32 },
+    Keynum {
+        keynumidx: i32,
+        firstkey: i32,
+        keystep: i32,
+    },
     /// `unknown`.
     Unknown,
 }
