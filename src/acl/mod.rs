@@ -4,10 +4,12 @@
 //! the user set from the configuration and authenticates passwords. The
 //! connection task asks [`Users`] who a client is and whether it may proceed.
 
+pub mod glob;
 pub mod rules;
+pub mod selector;
 pub mod user;
 pub mod users;
 
-pub use rules::RuleError;
+pub use rules::{RuleError, RulesError};
 pub use user::User;
 pub use users::Users;

@@ -1,11 +1,8 @@
-//! The Redis 7.0 `ACL SETUSER` rule language, applied left to right.
-//!
-//! Issue 2 scope: user flags, passwords and the allow-all / deny-all forms of
-//! keys, channels and commands. Patterns, command and category rules and
-//! selectors are recognised by their syntax and reported as not supported yet,
-//! so a configuration that needs them fails closed at startup.
+//! The Redis 7.0 `ACL SETUSER` rule language, applied left to right
+//! (Redis's `ACLSetUser`; selector rules are in [`super::selector`]).
 
-use super::user::{Selector, User};
+use super::selector::Selector;
+use super::user::User;
 
 /// Why a rule was refused. `Display` is Redis's text (`ACLSetUserStringError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,75 +10,131 @@ pub enum RuleError {
     /// Redis `EINVAL`.
     #[error("Syntax error")]
     Syntax,
-    /// Redis `EBADMSG`.
-    #[error("The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters")]
-    BadHash,
+    /// Redis `ENOENT`.
+    #[error("Unknown command or category name in ACL")]
+    UnknownCommand,
+    /// Redis `EEXIST`.
+    #[error("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns")]
+    KeyAfterAll,
+    /// Redis `EISDIR`.
+    #[error("Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels")]
+    ChannelAfterAll,
     /// Redis `ENODEV`.
     #[error("The password you are trying to remove from the user does not exist")]
     NoSuchPassword,
-    /// A valid Redis rule this build does not enforce yet.
-    #[error("this rule is not supported by this version of portcullis yet")]
-    Unsupported,
+    /// Redis `EBADMSG`.
+    #[error("The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters")]
+    BadHash,
+    /// Redis `ECHILD`.
+    #[error("Allowing first-arg of a subcommand is not supported")]
+    FirstArgOfSubcommand,
 }
 
-/// Applies every rule of `rules` (split on whitespace) to `user`, left to right.
-/// On error returns the offending rule and the reason.
-pub fn apply_rules<'a>(user: &mut User, rules: &'a str) -> Result<(), (&'a str, RuleError)> {
-    for rule in rules.split_ascii_whitespace() {
-        apply_rule(user, rule).map_err(|e| (rule, e))?;
+/// A whole rule list failed: Redis's complete error text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RulesError {
+    /// One rule was refused.
+    #[error("Error in ACL SETUSER modifier '{rule}': {reason}")]
+    Rule {
+        /// The rule as written (a merged selector for `(...)`).
+        rule: String,
+        /// Why.
+        reason: RuleError,
+    },
+    /// A selector opened with `(` was never closed.
+    #[error("Unmatched parenthesis in acl selector starting at '{0}'.")]
+    UnmatchedParenthesis(String),
+}
+
+/// Redis's `ACLMergeSelectorArguments`: a token starting with `(` but not ending
+/// with `)` starts a selector that runs, joined by single spaces, to the next
+/// token ending with `)`.
+pub fn merge_selector_args<'a>(
+    tokens: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, RulesError> {
+    let mut out = Vec::new();
+    let mut open: Option<(String, &str)> = None;
+    for tok in tokens {
+        if let Some((sel, _)) = open.as_mut() {
+            sel.push(' ');
+            sel.push_str(tok);
+            if tok.ends_with(')') {
+                if let Some((sel, _)) = open.take() {
+                    out.push(sel);
+                }
+            }
+            continue;
+        }
+        if tok.starts_with('(') && !tok.ends_with(')') {
+            open = Some((tok.to_string(), tok));
+            continue;
+        }
+        out.push(tok.to_string());
     }
+    match open {
+        Some((_, start)) => Err(RulesError::UnmatchedParenthesis(start.to_string())),
+        None => Ok(out),
+    }
+}
+
+/// Applies `rules` (split on whitespace, selectors merged) to `user`, left to
+/// right. Like `ACL SETUSER`, all or nothing: on error `user` is unchanged.
+pub fn apply_rules(user: &mut User, rules: &str) -> Result<(), RulesError> {
+    let ops = merge_selector_args(rules.split_ascii_whitespace())?;
+    let mut draft = user.clone();
+    for op in &ops {
+        apply_rule(&mut draft, op.as_bytes()).map_err(|reason| RulesError::Rule {
+            rule: op.clone(),
+            reason,
+        })?;
+    }
+    *user = draft;
     Ok(())
 }
 
 /// Applies one rule, like Redis's `ACLSetUser`.
-pub fn apply_rule(user: &mut User, rule: &str) -> Result<(), RuleError> {
-    let lower = rule.to_ascii_lowercase();
-    match lower.as_str() {
-        "" => Ok(()),
-        "on" => {
-            user.enabled = true;
-            Ok(())
+pub fn apply_rule(user: &mut User, op: &[u8]) -> Result<(), RuleError> {
+    let eq = |s: &str| op.eq_ignore_ascii_case(s.as_bytes());
+    match op.first() {
+        None => return Ok(()),
+        Some(b'>') => add_digest(user, super::user::digest(&op[1..])),
+        Some(b'#') => add_digest(user, parse_hash(&op[1..])?),
+        Some(b'<') => remove_digest(user, super::user::digest(&op[1..]))?,
+        Some(b'!') => remove_digest(user, parse_hash(&op[1..])?)?,
+        Some(b'(') if op.ends_with(b")") => {
+            user.selectors.push(selector_from(&op[1..op.len() - 1])?)
         }
-        "off" => {
-            user.enabled = false;
-            Ok(())
-        }
-        "nopass" => {
+        _ if eq("on") => user.enabled = true,
+        _ if eq("off") => user.enabled = false,
+        _ if eq("nopass") => {
             user.nopass = true;
             user.passwords.clear();
-            Ok(())
         }
-        "resetpass" => {
+        _ if eq("resetpass") => {
             user.nopass = false;
             user.passwords.clear();
-            Ok(())
         }
-        "reset" => {
-            user.nopass = false;
-            user.passwords.clear();
-            user.enabled = false;
-            user.root = Selector::default();
-            Ok(())
+        _ if eq("sanitize-payload") => user.skip_sanitize_payload = false,
+        _ if eq("skip-sanitize-payload") => user.skip_sanitize_payload = true,
+        _ if eq("clearselectors") => user.selectors.truncate(1),
+        _ if eq("reset") => {
+            let name = std::mem::take(&mut user.name);
+            *user = User::new(&name);
         }
-        _ => apply_password_rule(user, rule)
-            .unwrap_or_else(|| apply_selector_rule(&mut user.root, rule)),
+        _ => user.root_mut().apply(op)?,
     }
+    Ok(())
 }
 
-/// `>pw`, `<pw`, `#hash`, `!hash`; `None` when `rule` is none of those.
-fn apply_password_rule(user: &mut User, rule: &str) -> Option<Result<(), RuleError>> {
-    let (op, rest) = rule.split_at_checked(1)?;
-    let result = match op {
-        ">" => {
-            add_digest(user, super::user::digest(rest.as_bytes()));
-            Ok(())
-        }
-        "#" => parse_hash(rest).map(|d| add_digest(user, d)),
-        "<" => remove_digest(user, super::user::digest(rest.as_bytes())),
-        "!" => parse_hash(rest).and_then(|d| remove_digest(user, d)),
-        _ => return None,
-    };
-    Some(result)
+/// `(...)`: a new selector from the rules inside, split like `sdssplitargs`.
+fn selector_from(inside: &[u8]) -> Result<Selector, RuleError> {
+    let mut sel = Selector::default();
+    // Unbalanced quotes make Redis's sdssplitargs return nothing: an empty selector.
+    let ops = crate::resp::request::split_args_owned(inside).unwrap_or_default();
+    for op in ops {
+        sel.apply(&op)?;
+    }
+    Ok(sel)
 }
 
 fn add_digest(user: &mut User, d: [u8; 32]) {
@@ -101,13 +154,12 @@ fn remove_digest(user: &mut User, d: [u8; 32]) -> Result<(), RuleError> {
 }
 
 /// A 64-character lowercase hex SHA-256 digest.
-fn parse_hash(hex: &str) -> Result<[u8; 32], RuleError> {
-    let b = hex.as_bytes();
-    if b.len() != 64 || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+fn parse_hash(hex: &[u8]) -> Result<[u8; 32], RuleError> {
+    if hex.len() != 64 || !hex.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(RuleError::BadHash);
     }
     let mut out = [0u8; 32];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
         let hi = (pair[0] as char).to_digit(16).unwrap_or(0);
         let lo = (pair[1] as char).to_digit(16).unwrap_or(0);
         out[i] = (hi * 16 + lo) as u8;
@@ -115,81 +167,6 @@ fn parse_hash(hex: &str) -> Result<[u8; 32], RuleError> {
     Ok(out)
 }
 
-/// Rules Redis applies to a selector (`ACLSetSelector`).
-fn apply_selector_rule(sel: &mut Selector, rule: &str) -> Result<(), RuleError> {
-    let lower = rule.to_ascii_lowercase();
-    match lower.as_str() {
-        "allkeys" | "~*" => sel.all_keys = true,
-        "resetkeys" => sel.all_keys = false,
-        "allchannels" | "&*" => sel.all_channels = true,
-        "resetchannels" => sel.all_channels = false,
-        "allcommands" | "+@all" => sel.all_commands = true,
-        "nocommands" | "-@all" => sel.all_commands = false,
-        _ => {
-            let first = rule.as_bytes()[0];
-            return Err(match first {
-                b'~' | b'%' | b'&' | b'+' | b'-' | b'(' => RuleError::Unsupported,
-                _ => RuleError::Syntax,
-            });
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(rules: &str) -> Result<User, (String, RuleError)> {
-        let mut u = User::new("u");
-        apply_rules(&mut u, rules).map_err(|(r, e)| (r.to_string(), e))?;
-        Ok(u)
-    }
-
-    #[test]
-    fn flags_and_passwords() {
-        let u = user("on >secret ~* &* +@all").unwrap();
-        assert!(u.enabled && !u.nopass && u.allows_everything());
-        assert!(u.password_matches(b"secret"));
-        assert!(!u.password_matches(b"Secret"));
-        let u = user("on >a nopass").unwrap();
-        assert!(u.nopass && u.passwords.is_empty() && u.password_matches(b"anything"));
-        let u = user("nopass >a").unwrap();
-        assert!(!u.nopass && !u.password_matches(b"b"));
-        let u = user(">a >b <a").unwrap();
-        assert!(!u.password_matches(b"a") && u.password_matches(b"b"));
-        let u = user("on >a resetpass").unwrap();
-        assert!(!u.password_matches(b"a") && !u.nopass);
-        let u = user("ON Off").unwrap();
-        assert!(!u.enabled);
-        let u = user("on >a ~* &* +@all reset").unwrap();
-        assert_eq!(u, User::new("u"));
-    }
-
-    #[test]
-    fn hashes() {
-        let h = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"; // "secret"
-        let u = user(&format!("#{h}")).unwrap();
-        assert!(u.password_matches(b"secret"));
-        assert!(user(&format!("#{h} !{h}")).unwrap().passwords.is_empty());
-        assert_eq!(user("#abc").unwrap_err().1, RuleError::BadHash);
-        assert_eq!(
-            user(&format!("#{}", h.to_uppercase())).unwrap_err().1,
-            RuleError::BadHash
-        );
-        assert_eq!(user("<nothere").unwrap_err().1, RuleError::NoSuchPassword);
-    }
-
-    #[test]
-    fn errors_name_the_rule() {
-        assert_eq!(
-            user("on bogus").unwrap_err(),
-            ("bogus".to_string(), RuleError::Syntax)
-        );
-        assert_eq!(user("~foo:*").unwrap_err().1, RuleError::Unsupported);
-        assert_eq!(
-            RuleError::BadHash.to_string(),
-            "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters"
-        );
-    }
-}
+#[path = "rules_tests.rs"]
+mod tests;

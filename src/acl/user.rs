@@ -3,24 +3,14 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::selector::Selector;
+
 /// A password as Redis stores it: the SHA-256 digest of the cleartext.
 pub type PasswordDigest = [u8; 32];
 
 /// SHA-256 of a cleartext password.
 pub fn digest(password: &[u8]) -> PasswordDigest {
     Sha256::digest(password).into()
-}
-
-/// A set of permissions (Redis 7.0 "selector"). The root selector holds the
-/// rules written outside parentheses.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selector {
-    /// `allkeys` / `~*`.
-    pub all_keys: bool,
-    /// `allchannels` / `&*`.
-    pub all_channels: bool,
-    /// `allcommands` / `+@all`.
-    pub all_commands: bool,
 }
 
 /// An ACL user, built by applying rules left to right to [`User::new`].
@@ -34,8 +24,10 @@ pub struct User {
     pub nopass: bool,
     /// SHA-256 digests of the accepted passwords, no duplicates.
     pub passwords: Vec<PasswordDigest>,
-    /// The root selector.
-    pub root: Selector,
+    /// `skip-sanitize-payload` (kept for `ACL LIST`; the proxy never restores payloads).
+    pub skip_sanitize_payload: bool,
+    /// The root selector first, then `(...)` selectors in the order added.
+    pub selectors: Vec<Selector>,
 }
 
 impl User {
@@ -46,7 +38,8 @@ impl User {
             enabled: false,
             nopass: false,
             passwords: Vec::new(),
-            root: Selector::default(),
+            skip_sanitize_payload: false,
+            selectors: vec![Selector::default()],
         }
     }
 
@@ -64,8 +57,19 @@ impl User {
         found.into()
     }
 
-    /// True when the user may run every command on every key and channel.
-    pub fn allows_everything(&self) -> bool {
-        self.root.all_commands && self.root.all_keys && self.root.all_channels
+    /// The root selector.
+    pub fn root(&self) -> &Selector {
+        &self.selectors[0]
+    }
+
+    /// The root selector, mutably.
+    pub fn root_mut(&mut self) -> &mut Selector {
+        &mut self.selectors[0]
+    }
+
+    /// True when one selector allows every command on every key (then commands
+    /// missing from the proxy's table, e.g. module commands, are forwarded).
+    pub fn allows_unknown_commands(&self) -> bool {
+        self.selectors.iter().any(|s| s.all_commands && s.all_keys)
     }
 }

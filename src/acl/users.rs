@@ -31,11 +31,8 @@ impl Users {
         let mut errors = Vec::new();
         for (i, entry) in cfg.users.iter().enumerate() {
             let mut user = User::new(&entry.name);
-            if let Err((rule, e)) = apply_rules(&mut user, &entry.rules) {
-                errors.push(format!(
-                    "users[{i}] \"{}\": Error in ACL SETUSER modifier '{rule}': {e}",
-                    entry.name
-                ));
+            if let Err(e) = apply_rules(&mut user, &entry.rules) {
+                errors.push(format!("users[{i}] \"{}\": {e}", entry.name));
                 continue;
             }
             let limits = UserLimits {
@@ -50,9 +47,9 @@ impl Users {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
                     let where_ = path.display().to_string();
-                    for (user, e) in parse_acl_file(&text, &where_, &mut errors) {
+                    for (user, line_no) in parse_acl_file(&text, &where_, &mut errors) {
                         if let Err(msg) = users.insert(user, UserLimits::default()) {
-                            errors.push(format!("{where_}:{e}: {msg}"));
+                            errors.push(format!("{where_}:{line_no}: {msg}"));
                         }
                     }
                 }
@@ -63,7 +60,9 @@ impl Users {
             }
         }
         for user in users.by_name.values() {
-            if !user.allows_everything() && user.enabled {
+            let root = user.root();
+            let allow_all = root.all_commands && root.all_keys && root.all_channels;
+            if !allow_all && user.enabled {
                 errors.push(format!(
                     "user \"{}\": only allow-all permissions (~* &* +@all) are enforced by this version; refusing to start with narrower rules",
                     user.name
@@ -168,8 +167,8 @@ fn parse_acl_file(text: &str, file: &str, errors: &mut Vec<String>) -> Vec<(User
         let rest: Vec<&str> = tokens.collect();
         match apply_rules(&mut user, &rest.join(" ")) {
             Ok(()) => out.push((user, line_no)),
-            Err((rule, e)) => errors.push(format!(
-                "{file}:{line_no}: Error in user declaration '{name}': Error in ACL SETUSER modifier '{rule}': {e}"
+            Err(e) => errors.push(format!(
+                "{file}:{line_no}: Error in user declaration '{name}': {e}"
             )),
         }
     }

@@ -447,6 +447,15 @@ fn split_args(
     }
 }
 
+/// Redis's `sdssplitargs` on `line` (which stops at a NUL byte): the decoded
+/// arguments, or `None` for unbalanced quotes.
+pub fn split_args_owned(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let line = line.split(|&b| b == 0).next().unwrap_or_default();
+    let (mut out, mut ranges) = (Vec::new(), Vec::new());
+    split_args(line, &mut out, &mut ranges).ok()?;
+    Some(ranges.into_iter().map(|r| out[r].to_vec()).collect())
+}
+
 /// The arguments of one command, borrowed from the input buffer (or, for inline
 /// commands, from the scanner's decoded copy).
 #[derive(Debug, Clone, Copy)]
