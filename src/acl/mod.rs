@@ -4,6 +4,7 @@
 //! the user set from the configuration and authenticates passwords. The
 //! connection task asks [`Users`] who a client is and whether it may proceed.
 
+pub mod check;
 pub mod glob;
 pub mod rules;
 pub mod selector;

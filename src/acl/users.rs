@@ -59,16 +59,6 @@ impl Users {
                 )),
             }
         }
-        for user in users.by_name.values() {
-            let root = user.root();
-            let allow_all = root.all_commands && root.all_keys && root.all_channels;
-            if !allow_all && user.enabled {
-                errors.push(format!(
-                    "user \"{}\": only allow-all permissions (~* &* +@all) are enforced by this version; refusing to start with narrower rules",
-                    user.name
-                ));
-            }
-        }
         errors.sort();
         if errors.is_empty() {
             Ok(users)
@@ -94,6 +84,11 @@ impl Users {
     /// The non-ACL settings of user `name`.
     pub fn limits(&self, name: &str) -> UserLimits {
         self.limits.get(name).copied().unwrap_or_default()
+    }
+
+    /// Every user name (unordered).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
     }
 
     /// Number of users.

@@ -9,6 +9,8 @@
 //! too much is waiting to go out either way, and the upstream is not read while
 //! the client is not taking its replies.
 
+mod acl_cmds;
+pub mod policy;
 pub mod session;
 pub mod slots;
 

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::acl_cmds;
+use super::policy::{self, Gate};
 use super::slots::{Emit, LocalReply, SlotKind};
+use crate::acl::check::CheckScratch;
 use crate::acl::{User, Users};
 use crate::resp::num::string2ll;
 use crate::resp::reply::PubSubKind;
@@ -88,6 +91,7 @@ pub struct Session {
     multi_dirty: bool,
     reply_off: bool,
     skip_next: bool,
+    scratch: CheckScratch,
 }
 
 fn is(arg: Option<&[u8]>, name: &str) -> bool {
@@ -108,6 +112,7 @@ impl Session {
             multi_dirty: false,
             reply_off: false,
             skip_next: false,
+            scratch: CheckScratch::default(),
         }
     }
 
@@ -133,8 +138,19 @@ impl Session {
         let Some(name) = args.get(0) else {
             return Decision::Nothing;
         };
-        let name_is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        let authed = self.authenticated(users);
+        let user = self.user.as_ref().or_else(|| users.implicit_default());
+        let cmd = match policy::gate(args, user.map(|u| &**u), &mut self.scratch) {
+            Gate::Pass(cmd) => cmd,
+            Gate::ForwardUnknown => return Decision::Forward(SlotKind::Plain),
+            Gate::Refuse(refusal) => {
+                if self.in_multi {
+                    self.multi_dirty = true;
+                }
+                return Decision::Local(LocalReply::Owned(Bytes::from(refusal.reply().to_vec())));
+            }
+        };
+        let authed = user.is_some();
+        let name_is = |n: &str| cmd.name == n;
         if name_is("quit") {
             return Decision::Quit;
         }
@@ -150,20 +166,26 @@ impl Session {
             };
         }
         if name_is("reset") {
-            let had_user = authed;
             self.user = self.cert_user.clone();
             self.in_multi = false;
             self.multi_dirty = false;
             self.reply_off = false;
             *suppress = false;
-            return if had_user {
+            return if authed {
                 Decision::Forward(SlotKind::Reset)
             } else {
                 local(replies::RESET)
             };
         }
-        if !authed {
-            return local(replies::NOAUTH);
+        if let Some(user) = user {
+            let user = Arc::clone(user);
+            if let Some(d) = acl_cmds::run(cmd, args, &user, users, &mut self.scratch) {
+                if self.in_multi {
+                    self.multi_dirty = true;
+                    return local(replies::NOT_IN_MULTI);
+                }
+                return d;
+            }
         }
         if let Some(d) = self.client_reply(args, suppress) {
             return d;

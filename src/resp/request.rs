@@ -487,6 +487,16 @@ impl<'a> Args<'a> {
     }
 }
 
+impl crate::command::ArgList for Args<'_> {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+
+    fn arg(&self, i: usize) -> Option<&[u8]> {
+        self.get(i)
+    }
+}
+
 #[cfg(test)]
 #[path = "request_tests.rs"]
 mod tests;

@@ -1,0 +1,111 @@
+//! `ACL` subcommands answered by the proxy from its own users (never forwarded,
+//! so the upstream's own ACL, if any, is never shown to clients).
+
+use bytes::Bytes;
+
+use super::session::Decision;
+use super::slots::LocalReply;
+use crate::acl::check::{dryrun_reply, CheckScratch};
+use crate::acl::{User, Users};
+use crate::command::{category_index, ArgList, CommandSpec, CATEGORIES, COMMANDS};
+use crate::resp::request::Args;
+
+/// The arguments after the first `skip` ones (for `ACL DRYRUN user <cmd...>`).
+struct Tail<'a> {
+    args: Args<'a>,
+    skip: usize,
+}
+
+impl ArgList for Tail<'_> {
+    fn argc(&self) -> usize {
+        self.args.len().saturating_sub(self.skip)
+    }
+
+    fn arg(&self, i: usize) -> Option<&[u8]> {
+        self.args.get(i + self.skip)
+    }
+}
+
+fn owned(bytes: Vec<u8>) -> Decision {
+    Decision::Local(LocalReply::Owned(Bytes::from(bytes)))
+}
+
+fn bulk(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(format!("${}\r\n", s.len()).as_bytes());
+    out.extend_from_slice(s);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let items: Vec<&[u8]> = items.collect();
+    let mut out = format!("*{}\r\n", items.len()).into_bytes();
+    for item in items {
+        bulk(&mut out, item);
+    }
+    out
+}
+
+/// Answers `cmd` (an `acl|...` subcommand that passed the ACL check) for `user`;
+/// `None` for the subcommands that are forwarded (`ACL GENPASS`, `ACL HELP`).
+pub fn run(
+    cmd: &CommandSpec,
+    args: Args<'_>,
+    user: &User,
+    users: &Users,
+    scratch: &mut CheckScratch,
+) -> Option<Decision> {
+    let sub = cmd.name.strip_prefix("acl|")?;
+    Some(match sub {
+        "whoami" => {
+            let mut out = Vec::new();
+            bulk(&mut out, user.name.as_bytes());
+            owned(out)
+        }
+        "users" => {
+            let mut names: Vec<&str> = users.names().collect();
+            names.sort_unstable();
+            owned(array(names.iter().map(|n| n.as_bytes())))
+        }
+        "cat" => match args.get(2) {
+            None => owned(array(CATEGORIES.iter().map(|c| c.as_bytes()))),
+            Some(_) if args.len() > 3 => owned(
+                b"-ERR unknown subcommand or wrong number of arguments for 'cat'. Try ACL HELP.\r\n".to_vec(),
+            ),
+            Some(name) => match std::str::from_utf8(name).ok().and_then(category_index) {
+                Some(i) => owned(array(
+                    COMMANDS.iter().filter(|c| c.in_category(i)).map(|c| c.name.as_bytes()),
+                )),
+                None => {
+                    let shown: Vec<u8> = name.iter().take(128).copied().collect();
+                    let mut out = b"-ERR Unknown category '".to_vec();
+                    out.extend(shown.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+                    out.extend_from_slice(b"'\r\n");
+                    owned(out)
+                }
+            },
+        },
+        "dryrun" => {
+            let name = args.get(2).unwrap_or_default();
+            match std::str::from_utf8(name).ok().and_then(|n| users.get(n)) {
+                Some(target) => owned(dryrun_reply(target, &Tail { args, skip: 3 }, scratch)),
+                None => {
+                    let mut out = b"-ERR User '".to_vec();
+                    out.extend(name.iter().take_while(|&&b| b != 0).map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+                    out.extend_from_slice(b"' not found\r\n");
+                    owned(out)
+                }
+            }
+        }
+        "setuser" | "deluser" | "load" | "save" => owned(
+            format!(
+                "-ERR ACL {} is not available: users are managed by the portcullis configuration (proxy.toml and its acl_file); edit it and reload\r\n",
+                sub.to_ascii_uppercase()
+            )
+            .into_bytes(),
+        ),
+        "list" | "getuser" | "log" => owned(
+            format!("-ERR ACL {} is not supported by this version of portcullis yet\r\n", sub.to_ascii_uppercase()).into_bytes(),
+        ),
+        _ => return None,
+    })
+}
