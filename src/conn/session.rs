@@ -57,6 +57,8 @@ pub mod replies {
 
 /// `DISCARD`, sent instead of a dirty `EXEC`.
 const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
+/// `UNWATCH`, sent instead of a refused `EXEC` outside MULTI.
+const UNWATCH: &[u8] = b"*1\r\n$7\r\nUNWATCH\r\n";
 
 /// What one command becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +145,10 @@ impl Session {
             Gate::Pass(cmd) => cmd,
             Gate::ForwardUnknown => return Decision::Forward(SlotKind::Plain),
             Gate::Refuse(refusal) => {
+                if name.eq_ignore_ascii_case(b"exec") {
+                    let authed = user.is_some();
+                    return self.exec_refused(refusal.reply(), authed);
+                }
                 if self.in_multi {
                     self.multi_dirty = true;
                 }
@@ -193,6 +199,31 @@ impl Session {
         self.transaction_and_pubsub(name, args)
     }
 
+    /// A refused `EXEC` (Redis's `execCommandAbort`): `-EXECABORT Transaction
+    /// discarded because of: <error>`, and the transaction (or, outside MULTI,
+    /// the WATCHed keys) discarded upstream.
+    fn exec_refused(&mut self, error: &[u8], authed: bool) -> Decision {
+        // Errors Redis formats without a code lose the "ERR " the proxy added.
+        let text = error
+            .strip_prefix(b"-ERR ")
+            .or_else(|| error.strip_prefix(b"-"))
+            .unwrap_or(error);
+        let mut reply = b"-EXECABORT Transaction discarded because of: ".to_vec();
+        reply.extend_from_slice(text);
+        let instead: &'static [u8] = if self.in_multi { DISCARD } else { UNWATCH };
+        self.in_multi = false;
+        self.multi_dirty = false;
+        if !authed {
+            // Never authenticated: nothing upstream to discard.
+            return Decision::Local(LocalReply::Owned(Bytes::from(reply)));
+        }
+        Decision::ForwardInstead(
+            Bytes::from_static(instead),
+            SlotKind::Plain,
+            Emit::Replace(Bytes::from(reply)),
+        )
+    }
+
     /// `CLIENT REPLY ON|OFF|SKIP`, handled here so local and upstream replies agree.
     fn client_reply(&mut self, args: Args<'_>, suppress: &mut bool) -> Option<Decision> {
         if args.len() != 3 || !is(args.get(0), "client") || !is(args.get(1), "reply") {
@@ -233,7 +264,7 @@ impl Session {
                 return Decision::ForwardInstead(
                     Bytes::from_static(DISCARD),
                     SlotKind::Plain,
-                    Emit::Replace(replies::EXECABORT),
+                    Emit::Replace(Bytes::from_static(replies::EXECABORT)),
                 );
             }
             return Decision::Forward(SlotKind::Plain);

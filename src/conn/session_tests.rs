@@ -148,7 +148,7 @@ fn transactions_and_pubsub_slots() {
     assert_eq!(got, vec![
         "forward Plain",
         "-ERR Command not allowed inside a transaction",
-        "instead \"*1\\r\\n$7\\r\\nDISCARD\\r\\n\" Plain Replace([45, 69, 88, 69, 67, 65, 66, 79, 82, 84, 32, 84, 114, 97, 110, 115, 97, 99, 116, 105, 111, 110, 32, 100, 105, 115, 99, 97, 114, 100, 101, 100, 32, 98, 101, 99, 97, 117, 115, 101, 32, 111, 102, 32, 112, 114, 101, 118, 105, 111, 117, 115, 32, 101, 114, 114, 111, 114, 115, 46, 13, 10])",
+        "instead \"*1\\r\\n$7\\r\\nDISCARD\\r\\n\" Plain Replace(b\"-EXECABORT Transaction discarded because of previous errors.\\r\\n\")",
         "forward Subscription { kind: Subscribe, frames: 2 }",
         "forward UnsubscribeAll(Unsubscribe)",
         "-ERR wrong number of arguments for 'psubscribe' command",

@@ -50,14 +50,14 @@ pub enum SlotKind {
 }
 
 /// What to do with an upstream reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Emit {
     /// Send it to the client.
     Pass,
     /// Read and discard it (`CLIENT REPLY OFF|SKIP`, the proxy's own re-AUTH).
     Drop,
     /// Send this instead (a dirty `EXEC` forwarded as `DISCARD`).
-    Replace(&'static [u8]),
+    Replace(Bytes),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +182,7 @@ impl ReplySlots {
         let Some(Slot::Upstream { kind, emit, left }) = self.queue.front_mut() else {
             return Err(Desync);
         };
-        let (kind, emit) = (*kind, *emit);
+        let kind = *kind;
         let remaining = match left {
             Some(n) if !is_error => n.saturating_sub(1),
             _ => 0,

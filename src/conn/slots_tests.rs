@@ -1,4 +1,5 @@
 use super::*;
+use bytes::Bytes;
 
 fn run(slots: &mut ReplySlots, frames: &[(&[u8], u8)]) -> Vec<u8> {
     let mut out = BytesMut::new();
@@ -25,7 +26,10 @@ fn local_and_upstream_replies_keep_command_order() {
 fn dropped_and_replaced_replies() {
     let mut s = ReplySlots::new();
     s.push_upstream(SlotKind::Plain, Emit::Drop);
-    s.push_upstream(SlotKind::Plain, Emit::Replace(b"-EXECABORT x\r\n"));
+    s.push_upstream(
+        SlotKind::Plain,
+        Emit::Replace(Bytes::from_static(b"-EXECABORT x\r\n")),
+    );
     let out = run(&mut s, &[(b"+OK\r\n", b'+'), (b"+OK\r\n", b'+')]);
     assert_eq!(out, b"-EXECABORT x\r\n");
 }

@@ -1,0 +1,199 @@
+//! The Redis 7.0 ACL enforced through the built proxy: the same users are
+//! created in a real redis-server, and the proxy's replies must equal Redis's.
+
+mod support;
+
+use support::*;
+
+/// The users, as proxy.toml rules and as `ACL SETUSER` arguments for Redis.
+const RULES: [(&str, &str); 3] = [
+    (
+        "reader",
+        "on >pw ~cache:* &news:* +@read +@connection -@dangerous +publish +subscribe",
+    ),
+    (
+        "writer",
+        "on >pw %W~cache:* %R~ro:* +@all -@dangerous (~other:* +get)",
+    ),
+    ("admin", "on >pw ~* &* +@all"),
+];
+
+fn users_toml() -> String {
+    RULES
+        .iter()
+        .map(|(n, r)| format!("[[users]]\nname = \"{n}\"\nrules = \"{r}\"\n"))
+        .collect()
+}
+
+struct Env {
+    pki: TestPki,
+    redis: RedisServer,
+    proxy: Proxy,
+}
+
+async fn env() -> Env {
+    let redis = RedisServer::start();
+    let pki = TestPki::new();
+    let proxy = Proxy::start(&base_config(&pki, &redis.addr(), &users_toml()), pki.dir());
+    Env { pki, redis, proxy }
+}
+
+/// A connection straight to Redis, logged in as `user` (created there with the same rules).
+async fn redis_as(redis: &RedisServer, user: &str) -> RespConn<tokio::net::TcpStream> {
+    let mut admin = RespConn::connect_tcp(&redis.addr()).await.unwrap();
+    for (name, rules) in RULES {
+        let mut cmd: Vec<&[u8]> = vec![b"ACL", b"SETUSER", name.as_bytes(), b"reset"];
+        let merged =
+            portcullis::acl::rules::merge_selector_args(rules.split_ascii_whitespace()).unwrap();
+        cmd.extend(merged.iter().map(|s| s.as_bytes()));
+        assert!(admin.cmd(&cmd).await.is_ok());
+    }
+    let mut conn = RespConn::connect_tcp(&redis.addr()).await.unwrap();
+    assert!(conn.cmd_str(&["AUTH", user, "pw"]).await.is_ok());
+    conn
+}
+
+/// Sends the same pipeline to the proxy (as `user`) and to Redis (as `user`), compares every reply.
+async fn same_as_redis(e: &Env, user: &str, commands: &[&[&str]]) {
+    let mut proxy = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
+    assert!(proxy.cmd_str(&["AUTH", user, "pw"]).await.is_ok());
+    let mut redis = redis_as(&e.redis, user).await;
+    let mut pipeline = Vec::new();
+    for c in commands {
+        let args: Vec<&[u8]> = c.iter().map(|a| a.as_bytes()).collect();
+        pipeline.extend(encode_command(&args));
+    }
+    proxy.send_raw(&pipeline).await;
+    redis.send_raw(&pipeline).await;
+    for c in commands {
+        let (p, r) = (proxy.read_reply().await, redis.read_reply().await);
+        assert_eq!(p, r, "{user}: {c:?}");
+    }
+}
+
+#[tokio::test]
+async fn denials_match_redis_in_pipeline_position() {
+    let e = env().await;
+    same_as_redis(
+        &e,
+        "reader",
+        &[
+            &["GET", "cache:a"],
+            &["GET", "secret"],
+            &["SET", "cache:a", "1"],
+            &["MGET", "cache:a", "cache:b", "x"],
+            &["PUBLISH", "news:1", "m"],
+            &["PUBLISH", "sport", "m"],
+            &["KEYS", "*"],
+            &["CONFIG", "GET", "maxmemory"],
+            &["NOSUCH", "a", "b"],
+            &["CONFIG", "NOSUCH"],
+            &["GET"],
+            &["ACL", "WHOAMI"],
+            &["PING"],
+        ],
+    )
+    .await;
+    same_as_redis(
+        &e,
+        "writer",
+        &[
+            &["SET", "cache:a", "1"],
+            &["GET", "cache:a"],
+            &["GET", "ro:x"],
+            &["SET", "ro:x", "1"],
+            &["GET", "other:1"],
+            &["SET", "other:1", "v"],
+            &["SORT", "cache:l", "BY", "w*"],
+            &["SORT", "cache:l", "BY", "nosort"],
+            &["EVAL", "return 1", "1", "secret"],
+            &["FLUSHALL"],
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn denied_command_inside_multi_aborts_exec_like_redis() {
+    let e = env().await;
+    same_as_redis(
+        &e,
+        "reader",
+        &[
+            &["MULTI"],
+            &["GET", "cache:a"],
+            &["SET", "cache:a", "1"],
+            &["EXEC"],
+            &["GET", "cache:a"],
+            &["EXEC"],
+            &["EXEC", "extra"],
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn acl_dryrun_and_friends_match_redis() {
+    let e = env().await;
+    same_as_redis(
+        &e,
+        "admin",
+        &[
+            &["ACL", "DRYRUN", "reader", "GET", "cache:x"],
+            &["ACL", "DRYRUN", "reader", "GET", "nope"],
+            &["ACL", "DRYRUN", "reader", "SET", "cache:x", "1"],
+            &["ACL", "DRYRUN", "reader", "PUBLISH", "sport", "m"],
+            &["ACL", "DRYRUN", "writer", "GET", "other:1"],
+            &["ACL", "DRYRUN", "writer", "NOSUCH"],
+            &["ACL", "DRYRUN", "writer", "GET"],
+            &["ACL", "DRYRUN", "nobody", "GET", "a"],
+            &["ACL", "CAT"],
+            &["ACL", "CAT", "nosuch"],
+            &["ACL", "WHOAMI"],
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unauthenticated_unknown_command_is_reported_before_noauth() {
+    let e = env().await;
+    let mut bob = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
+    assert_eq!(
+        bob.cmd_str(&["NOSUCH"]).await,
+        Reply::Error("ERR unknown command 'NOSUCH', with args beginning with: ".into())
+    );
+    assert_eq!(
+        bob.cmd_str(&["GET"]).await,
+        Reply::Error("ERR wrong number of arguments for 'get' command".into())
+    );
+    assert_eq!(
+        bob.cmd_str(&["GET", "a"]).await,
+        Reply::Error("NOAUTH Authentication required.".into())
+    );
+}
+
+#[tokio::test]
+async fn subscribe_to_a_forbidden_channel_is_refused_whole() {
+    let e = env().await;
+    let mut proxy = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
+    assert!(proxy.cmd_str(&["AUTH", "reader", "pw"]).await.is_ok());
+    assert_eq!(
+        proxy.cmd_str(&["SUBSCRIBE", "news:1", "sport"]).await,
+        Reply::Error(
+            "NOPERM this user has no permissions to access one of the channels used as arguments"
+                .into()
+        )
+    );
+    assert_eq!(proxy.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+    let mut admin = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
+    assert!(admin.cmd_str(&["AUTH", "admin", "pw"]).await.is_ok());
+    assert_eq!(
+        admin
+            .cmd_str(&["ACL", "SETUSER", "x"])
+            .await
+            .error()
+            .map(|e| e.starts_with("ERR ACL SETUSER is not available")),
+        Some(true)
+    );
+}
