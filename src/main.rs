@@ -38,6 +38,11 @@ enum Command {
     Run,
     /// Validate the configuration, certificates, keys and users; exit 0 or 64.
     Check,
+    /// ACL tools.
+    Acl {
+        #[command(subcommand)]
+        command: AclCommand,
+    },
     /// Write a development PKI: ca.pem ca.key server.pem server.key NAME.pem NAME.key.
     GenCerts {
         /// Output directory.
@@ -49,6 +54,19 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum AclCommand {
+    /// Print what `ACL DRYRUN USER COMMAND [ARG...]` answers for the configured users.
+    /// Exit 0 when allowed, 1 when denied, 2 on an error reply, 64 on bad configuration.
+    Dryrun {
+        /// The user.
+        user: String,
+        /// The command and its arguments.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -56,6 +74,9 @@ fn main() -> ExitCode {
         Command::Run => run(&cli.config),
         Command::Check => check(&cli.config),
         Command::GenCerts { out, clients } => gen_certs(&out, &clients),
+        Command::Acl {
+            command: AclCommand::Dryrun { user, command },
+        } => acl_dryrun(&cli.config, &user, &command),
     }
 }
 
@@ -139,6 +160,35 @@ async fn stop_signal() {
             _ = hup.recv() => tracing::warn!("SIGHUP: configuration reload is not supported by this version yet; ignored"),
         }
     }
+}
+
+fn acl_dryrun(path: &Path, user: &str, command: &[String]) -> ExitCode {
+    let prepared = match load(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let Some(u) = prepared.shared.users.get(user) else {
+        println!("ERR User '{user}' not found");
+        return ExitCode::from(2);
+    };
+    let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+    let mut scratch = portcullis::acl::check::CheckScratch::default();
+    let reply = portcullis::acl::check::dryrun_reply(u, &args, &mut scratch);
+    let text = String::from_utf8_lossy(&reply);
+    let (code, body) = match reply.first() {
+        Some(b'+') => (0, text.trim_end().trim_start_matches('+').to_string()),
+        Some(b'$') => (
+            1,
+            text.split_once("\r\n")
+                .map(|x| x.1)
+                .unwrap_or("")
+                .trim_end()
+                .to_string(),
+        ),
+        _ => (2, text.trim_end().trim_start_matches('-').to_string()),
+    };
+    println!("{body}");
+    ExitCode::from(code)
 }
 
 fn gen_certs(out: &Path, clients: &[String]) -> ExitCode {

@@ -197,3 +197,40 @@ async fn subscribe_to_a_forbidden_channel_is_refused_whole() {
         Some(true)
     );
 }
+
+#[test]
+fn acl_dryrun_cli_prints_what_acl_dryrun_answers() {
+    let pki = TestPki::new();
+    let path = pki.dir().join("proxy.toml");
+    std::fs::write(&path, base_config(&pki, "127.0.0.1:1", &users_toml())).unwrap();
+    let config = path.to_string_lossy();
+    for (args, out, code) in [
+        (&["reader", "GET", "cache:1"][..], "OK", 0),
+        (
+            &["reader", "GET", "x"],
+            "This user has no permissions to access the 'x' key",
+            1,
+        ),
+        (
+            &["reader", "SET", "cache:1", "v"],
+            "This user has no permissions to run the 'set' command",
+            1,
+        ),
+        (
+            &["reader", "GET"],
+            "ERR wrong number of arguments for 'get' command",
+            2,
+        ),
+        (&["nobody", "GET", "a"], "ERR User 'nobody' not found", 2),
+    ] {
+        let mut cli = vec!["acl", "dryrun", "--config", &config];
+        cli.extend_from_slice(args);
+        let o = run_cli(&cli);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim_end(),
+            out,
+            "{args:?}"
+        );
+        assert_eq!(o.status.code(), Some(code), "{args:?}");
+    }
+}
