@@ -48,13 +48,19 @@ pub enum RulesError {
 
 /// Redis's `ACLMergeSelectorArguments`: a token starting with `(` but not ending
 /// with `)` starts a selector that runs, joined by single spaces, to the next
-/// token ending with `)`.
+/// token ending with `)`. Such a token also *restarts* a selector that is already
+/// open (Redis drops the unfinished one), and an unclosed selector is reported
+/// by its last start.
 pub fn merge_selector_args<'a>(
     tokens: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<String>, RulesError> {
     let mut out = Vec::new();
     let mut open: Option<(String, &str)> = None;
     for tok in tokens {
+        if tok.starts_with('(') && !tok.ends_with(')') {
+            open = Some((tok.to_string(), tok));
+            continue;
+        }
         if let Some((sel, _)) = open.as_mut() {
             sel.push(' ');
             sel.push_str(tok);
@@ -63,10 +69,6 @@ pub fn merge_selector_args<'a>(
                     out.push(sel);
                 }
             }
-            continue;
-        }
-        if tok.starts_with('(') && !tok.ends_with(')') {
-            open = Some((tok.to_string(), tok));
             continue;
         }
         out.push(tok.to_string());
@@ -80,6 +82,14 @@ pub fn merge_selector_args<'a>(
 /// Applies `rules` (split on whitespace, selectors merged) to `user`, left to
 /// right. Like `ACL SETUSER`, all or nothing: on error `user` is unchanged.
 pub fn apply_rules(user: &mut User, rules: &str) -> Result<(), RulesError> {
+    // Redis reads many rules as C strings and would silently cut them at a NUL;
+    // a configuration should not depend on that, so NUL is refused outright.
+    if let Some(token) = rules.split_ascii_whitespace().find(|t| t.contains('\0')) {
+        return Err(RulesError::Rule {
+            rule: token.replace('\0', "\\0"),
+            reason: RuleError::Syntax,
+        });
+    }
     let ops = merge_selector_args(rules.split_ascii_whitespace())?;
     let mut draft = user.clone();
     for op in &ops {

@@ -147,3 +147,29 @@ fn selectors() {
     let u = user("(+get) clearselectors").unwrap();
     assert_eq!(u.selectors.len(), 1);
 }
+
+/// Redis's `ACLMergeSelectorArguments` restarts an open selector at the next token
+/// that starts one (found by tests/acl_vs_redis.rs).
+#[test]
+fn an_opening_token_restarts_an_open_selector() {
+    let u = user("(~a (~b +get)").unwrap();
+    assert_eq!(u.selectors.len(), 2);
+    assert_eq!(u.selectors[1].keys[0].pattern, b"b");
+    assert!(u.selectors[1].allows_id(id("get")));
+    assert_eq!(
+        user("(~a (~b").unwrap_err(),
+        "Unmatched parenthesis in acl selector starting at '(~b'."
+    );
+    assert_eq!(
+        user("( ) (~x +get) (%R (on)").unwrap_err(),
+        "Error in ACL SETUSER modifier '(%R (on)': Syntax error"
+    );
+}
+
+#[test]
+fn nul_bytes_in_rules_are_refused() {
+    assert_eq!(
+        user("on\0x").unwrap_err(),
+        "Error in ACL SETUSER modifier 'on\\0x': Syntax error"
+    );
+}
