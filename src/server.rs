@@ -38,6 +38,7 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
                 users: Arc::new(users),
+                acl_log: Arc::default(),
             }),
             tls,
         }),

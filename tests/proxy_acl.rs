@@ -234,3 +234,47 @@ fn acl_dryrun_cli_prints_what_acl_dryrun_answers() {
         assert_eq!(o.status.code(), Some(code), "{args:?}");
     }
 }
+
+/// The first five fields (count, reason, context, object, username) of each ACL LOG entry.
+fn log_fields(reply: &Reply) -> Vec<Vec<Reply>> {
+    let Reply::Array(Some(entries)) = reply else {
+        panic!("ACL LOG reply: {reply:?}")
+    };
+    entries
+        .iter()
+        .map(|e| match e {
+            Reply::Array(Some(kv)) => {
+                assert_eq!(kv.len(), 14, "{kv:?}");
+                kv[..10].to_vec()
+            }
+            other => panic!("entry: {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn acl_log_records_denials_and_auth_failures_like_redis() {
+    let e = env().await;
+    let script: &[&[&str]] = &[
+        &["GET", "secret"],
+        &["GET", "secret"],
+        &["SET", "cache:a", "1"],
+        &["PUBLISH", "sport", "m"],
+        &["MULTI"],
+        &["GET", "secret"],
+        &["DISCARD"],
+        &["AUTH", "reader", "wrong"],
+    ];
+    same_as_redis(&e, "reader", script).await;
+    let mut proxy_admin = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
+    assert!(proxy_admin.cmd_str(&["AUTH", "admin", "pw"]).await.is_ok());
+    let mut redis_admin = redis_as(&e.redis, "admin").await;
+    let ours = log_fields(&proxy_admin.cmd_str(&["ACL", "LOG"]).await);
+    let theirs = log_fields(&redis_admin.cmd_str(&["ACL", "LOG"]).await);
+    assert_eq!(ours, theirs);
+    assert!(proxy_admin.cmd_str(&["ACL", "LOG", "RESET"]).await.is_ok());
+    assert_eq!(
+        proxy_admin.cmd_str(&["ACL", "LOG"]).await,
+        Reply::Array(Some(vec![]))
+    );
+}

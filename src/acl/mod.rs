@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod glob;
+pub mod log;
 pub mod rules;
 pub mod selector;
 pub mod user;

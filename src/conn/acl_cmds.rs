@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::session::Decision;
 use super::slots::LocalReply;
 use crate::acl::check::{dryrun_reply, CheckScratch};
+use crate::acl::log::AclLog;
 use crate::acl::{User, Users};
 use crate::command::{category_index, ArgList, CommandSpec, CATEGORIES, COMMANDS};
 use crate::resp::request::Args;
@@ -45,15 +46,26 @@ fn array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     out
 }
 
+/// What the ACL subcommands read besides the command itself.
+pub struct Ctx<'a> {
+    /// The users.
+    pub users: &'a Users,
+    /// The shared ACL LOG.
+    pub log: &'a AclLog,
+    /// The connection speaks RESP3 (maps instead of flat arrays).
+    pub resp3: bool,
+}
+
 /// Answers `cmd` (an `acl|...` subcommand that passed the ACL check) for `user`;
 /// `None` for the subcommands that are forwarded (`ACL GENPASS`, `ACL HELP`).
 pub fn run(
     cmd: &CommandSpec,
     args: Args<'_>,
     user: &User,
-    users: &Users,
+    ctx: &Ctx<'_>,
     scratch: &mut CheckScratch,
 ) -> Option<Decision> {
+    let users = ctx.users;
     let sub = cmd.name.strip_prefix("acl|")?;
     Some(match sub {
         "whoami" => {
@@ -103,9 +115,33 @@ pub fn run(
             )
             .into_bytes(),
         ),
-        "list" | "getuser" | "log" => owned(
+        "log" => log(args, ctx),
+        "list" | "getuser" => owned(
             format!("-ERR ACL {} is not supported by this version of portcullis yet\r\n", sub.to_ascii_uppercase()).into_bytes(),
         ),
         _ => return None,
     })
+}
+
+/// `ACL LOG [count|RESET]`.
+fn log(args: Args<'_>, ctx: &Ctx<'_>) -> Decision {
+    if args.len() > 3 {
+        return owned(
+            b"-ERR unknown subcommand or wrong number of arguments for 'log'. Try ACL HELP.\r\n"
+                .to_vec(),
+        );
+    }
+    let count = match args.get(2) {
+        None => 10,
+        Some(a) if a.eq_ignore_ascii_case(b"reset") => {
+            ctx.log.reset();
+            return owned(b"+OK\r\n".to_vec());
+        }
+        Some(a) => match crate::resp::num::string2ll(a) {
+            Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(_) => return owned(b"-ERR value is out of range, must be positive\r\n".to_vec()),
+            None => return owned(b"-ERR value is not an integer or out of range\r\n".to_vec()),
+        },
+    };
+    owned(ctx.log.reply(count, ctx.resp3))
 }

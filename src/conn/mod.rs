@@ -10,6 +10,7 @@
 //! the client is not taking its replies.
 
 mod acl_cmds;
+pub mod audit;
 pub mod policy;
 pub mod session;
 pub mod slots;
@@ -51,6 +52,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// The users.
     pub users: Arc<Users>,
+    /// The `ACL LOG` shared by every connection.
+    pub acl_log: Arc<crate::acl::log::AclLog>,
 }
 
 /// Signals from the server to its connections.
@@ -75,6 +78,10 @@ pub async fn serve<S>(
 {
     let (client_r, client_w) = tokio::io::split(stream);
     let limits = ScanLimits::from(&shared.config.limits);
+    let audit = audit::Audit {
+        log: Arc::clone(&shared.acl_log),
+        client: format!("id={} addr={peer}", next_client_id()),
+    };
     let mut conn = Conn {
         shared,
         peer,
@@ -84,7 +91,7 @@ pub async fn serve<S>(
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         out: BytesMut::new(),
         scanner: RequestScanner::new(limits),
-        session: Session::new(cert_user),
+        session: Session::new(cert_user).with_audit(audit),
         slots: ReplySlots::new(),
         upstream: None,
         up_out: BytesMut::new(),
@@ -99,6 +106,12 @@ pub async fn serve<S>(
         Err(e) => debug!(%peer, error = %e, "client connection ended"),
     }
     conn.close().await;
+}
+
+/// A process-wide connection counter, like Redis's client ids.
+fn next_client_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 struct Upstream {

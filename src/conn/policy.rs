@@ -14,15 +14,15 @@ use crate::resp::request::Args;
 pub enum Refusal {
     /// Unknown command or subcommand, wrong arity, NOAUTH: the RESP error.
     Error(Vec<u8>),
-    /// An ACL denial: the RESP error and the ACL LOG reason.
-    Denied(Vec<u8>, crate::acl::check::Denial),
+    /// An ACL denial: the RESP error, the reason, and the command's full name.
+    Denied(Vec<u8>, crate::acl::check::Denial, &'static str),
 }
 
 impl Refusal {
     /// The reply bytes.
     pub fn reply(&self) -> &[u8] {
         match self {
-            Refusal::Error(r) | Refusal::Denied(r, _) => r,
+            Refusal::Error(r) | Refusal::Denied(r, _, _) => r,
         }
     }
 }
@@ -64,7 +64,7 @@ pub fn gate(args: Args<'_>, user: Option<&User>, scratch: &mut CheckScratch) -> 
         return Gate::Refuse(Refusal::Error(super::session::replies::NOAUTH.to_vec()));
     };
     if let Err(denial) = check(user, cmd, &args, scratch) {
-        return Gate::Refuse(Refusal::Denied(noperm_reply(denial, cmd), denial));
+        return Gate::Refuse(Refusal::Denied(noperm_reply(denial, cmd), denial, cmd.name));
     }
     if matches!(cmd.name, "sort" | "sort_ro") {
         if let Some(option) = sort_needs_full_access(cmd, args) {

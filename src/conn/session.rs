@@ -9,9 +9,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::acl_cmds;
-use super::policy::{self, Gate};
+use super::audit::Audit;
+use super::policy::{self, Gate, Refusal};
 use super::slots::{Emit, LocalReply, SlotKind};
 use crate::acl::check::CheckScratch;
+use crate::acl::check::Denial;
+use crate::acl::log::Reason;
 use crate::acl::{User, Users};
 use crate::resp::num::string2ll;
 use crate::resp::reply::PubSubKind;
@@ -94,6 +97,9 @@ pub struct Session {
     reply_off: bool,
     skip_next: bool,
     scratch: CheckScratch,
+    audit: Audit,
+    /// Set when a `HELLO 3` is sent (for `ACL LOG`'s map replies).
+    resp3: bool,
 }
 
 fn is(arg: Option<&[u8]>, name: &str) -> bool {
@@ -115,7 +121,15 @@ impl Session {
             reply_off: false,
             skip_next: false,
             scratch: CheckScratch::default(),
+            audit: Audit::default(),
+            resp3: false,
         }
+    }
+
+    /// Reports denials and auth failures to `audit` (the shared ACL LOG).
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// The user commands run as: the authenticated one, else an `on nopass` `default`.
@@ -149,6 +163,15 @@ impl Session {
                     let authed = user.is_some();
                     return self.exec_refused(refusal.reply(), authed);
                 }
+                if let (Refusal::Denied(_, denial, full_name), Some(u)) = (&refusal, user) {
+                    let (reason, object) = match *denial {
+                        Denial::Command => (Reason::Command, full_name.as_bytes()),
+                        Denial::Key(i) => (Reason::Key, args.get(i).unwrap_or_default()),
+                        Denial::Channel(i) => (Reason::Channel, args.get(i).unwrap_or_default()),
+                    };
+                    self.audit
+                        .denied(reason, self.in_multi, object, &u.name, full_name);
+                }
                 if self.in_multi {
                     self.multi_dirty = true;
                 }
@@ -176,6 +199,7 @@ impl Session {
             self.in_multi = false;
             self.multi_dirty = false;
             self.reply_off = false;
+            self.resp3 = false;
             *suppress = false;
             return if authed {
                 Decision::Forward(SlotKind::Reset)
@@ -185,7 +209,12 @@ impl Session {
         }
         if let Some(user) = user {
             let user = Arc::clone(user);
-            if let Some(d) = acl_cmds::run(cmd, args, &user, users, &mut self.scratch) {
+            let ctx = acl_cmds::Ctx {
+                users,
+                log: &self.audit.log,
+                resp3: self.resp3,
+            };
+            if let Some(d) = acl_cmds::run(cmd, args, &user, &ctx, &mut self.scratch) {
                 if self.in_multi {
                     self.multi_dirty = true;
                     return local(replies::NOT_IN_MULTI);
@@ -232,6 +261,7 @@ impl Session {
         let mode = args.get(2)?;
         let decision = if mode.eq_ignore_ascii_case(b"on") {
             self.reply_off = false;
+            self.resp3 = false;
             *suppress = false;
             local(replies::OK)
         } else if mode.eq_ignore_ascii_case(b"off") {
@@ -320,7 +350,11 @@ impl Session {
                 self.user = Some(u);
                 local(replies::OK)
             }
-            None => local(replies::WRONGPASS),
+            None => {
+                let typed = args.get(0).unwrap_or_default();
+                self.audit.auth_failed(self.in_multi, typed, user);
+                local(replies::WRONGPASS)
+            }
         }
     }
 
@@ -358,11 +392,18 @@ impl Session {
         if let Some((user, password)) = credentials {
             match users.authenticate(user, password) {
                 Some(u) => self.user = Some(u),
-                None => return local(replies::WRONGPASS),
+                None => {
+                    let typed = args.get(0).unwrap_or_default();
+                    self.audit.auth_failed(self.in_multi, typed, user);
+                    return local(replies::WRONGPASS);
+                }
             }
         }
         if !self.authenticated(users) {
             return local(replies::HELLO_NOAUTH);
+        }
+        if let Some(v) = version {
+            self.resp3 = v == 3;
         }
         let v = version.map(|v| [b'0' + v]);
         let mut fwd: Vec<&[u8]> = vec![b"HELLO"];

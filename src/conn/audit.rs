@@ -1,0 +1,39 @@
+//! Where a connection reports denials and authentication failures: the shared
+//! `ACL LOG` and one WARN line each (never passwords, values or argument lists).
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::acl::log::{AclLog, Reason};
+
+/// One connection's handle on the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    /// The shared `ACL LOG`.
+    pub log: Arc<AclLog>,
+    /// `id=<n> addr=<peer>`: who this connection is, for logs and `client-info`.
+    pub client: String,
+}
+
+impl Audit {
+    /// A refused command: `object` is the command's full name for a command
+    /// denial, else the denied key or channel.
+    pub fn denied(&self, reason: Reason, in_multi: bool, object: &[u8], user: &str, command: &str) {
+        warn!(client = %self.client, user, command, reason = ?reason, "ACL denied");
+        self.log
+            .add(reason, in_multi, object, user.as_bytes(), self.info(user));
+    }
+
+    /// A failed `AUTH`/`HELLO AUTH`; `typed` is the command name as sent.
+    pub fn auth_failed(&self, in_multi: bool, typed: &[u8], username: &[u8]) {
+        let user = String::from_utf8_lossy(username);
+        warn!(client = %self.client, user = %user, command = %String::from_utf8_lossy(typed), reason = "auth", "authentication failed");
+        self.log
+            .add(Reason::Auth, in_multi, typed, username, self.info(&user));
+    }
+
+    fn info(&self, user: &str) -> String {
+        format!("{} user={user}", self.client)
+    }
+}
