@@ -5,6 +5,7 @@
 //! connection task asks [`Users`] who a client is and whether it may proceed.
 
 pub mod check;
+pub mod describe;
 pub mod glob;
 pub mod log;
 pub mod rules;

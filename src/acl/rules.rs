@@ -124,12 +124,19 @@ pub fn apply_rule(user: &mut User, op: &[u8]) -> Result<(), RuleError> {
             user.nopass = false;
             user.passwords.clear();
         }
-        _ if eq("sanitize-payload") => user.skip_sanitize_payload = false,
-        _ if eq("skip-sanitize-payload") => user.skip_sanitize_payload = true,
+        _ if eq("sanitize-payload") => {
+            user.skip_sanitize_payload = false;
+            user.sanitize_payload = true;
+        }
+        _ if eq("skip-sanitize-payload") => {
+            user.skip_sanitize_payload = true;
+            user.sanitize_payload = false;
+        }
         _ if eq("clearselectors") => user.selectors.truncate(1),
         _ if eq("reset") => {
             let name = std::mem::take(&mut user.name);
             *user = User::new(&name);
+            user.sanitize_payload = true;
         }
         _ => user.root_mut().apply(op)?,
     }

@@ -26,6 +26,8 @@ pub struct User {
     pub passwords: Vec<PasswordDigest>,
     /// `skip-sanitize-payload` (kept for `ACL LIST`; the proxy never restores payloads).
     pub skip_sanitize_payload: bool,
+    /// `sanitize-payload` (set by it and by `reset`; shown by `ACL LIST`).
+    pub sanitize_payload: bool,
     /// The root selector first, then `(...)` selectors in the order added.
     pub selectors: Vec<Selector>,
 }
@@ -39,6 +41,7 @@ impl User {
             nopass: false,
             passwords: Vec::new(),
             skip_sanitize_payload: false,
+            sanitize_payload: false,
             selectors: vec![Selector::default()],
         }
     }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::session::Decision;
 use super::slots::LocalReply;
 use crate::acl::check::{dryrun_reply, CheckScratch};
+use crate::acl::describe;
 use crate::acl::log::AclLog;
 use crate::acl::{User, Users};
 use crate::command::{category_index, ArgList, CommandSpec, CATEGORIES, COMMANDS};
@@ -116,9 +117,16 @@ pub fn run(
             .into_bytes(),
         ),
         "log" => log(args, ctx),
-        "list" | "getuser" => owned(
-            format!("-ERR ACL {} is not supported by this version of portcullis yet\r\n", sub.to_ascii_uppercase()).into_bytes(),
-        ),
+        "list" => owned(describe::list_reply(
+            users.names().filter_map(|n| users.get(n)).map(|u| &**u),
+        )),
+        "getuser" => {
+            let target = args
+                .get(2)
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .and_then(|n| users.get(n));
+            owned(describe::getuser_reply(target.map(|u| &**u), ctx.resp3))
+        }
         _ => return None,
     })
 }
