@@ -278,3 +278,44 @@ async fn acl_log_records_denials_and_auth_failures_like_redis() {
         Reply::Array(Some(vec![]))
     );
 }
+
+#[tokio::test]
+async fn acl_file_users_work_and_bad_files_are_refused_with_redis_texts() {
+    let redis = RedisServer::start();
+    let pki = TestPki::new();
+    std::fs::write(
+        pki.dir().join("users.acl"),
+        "user filer on >pw ~f:* +get\n\n",
+    )
+    .unwrap();
+    let auth = "[auth]\nacl_file = \"users.acl\"\n";
+    let proxy = Proxy::start(
+        &base_config(&pki, &redis.addr(), &format!("{auth}{}", users_toml())),
+        pki.dir(),
+    );
+    let mut c = resp_tls(proxy.tls_addr(), &pki, Some("bob")).await;
+    assert!(c.cmd_str(&["AUTH", "filer", "pw"]).await.is_ok());
+    assert_eq!(c.cmd_str(&["GET", "f:1"]).await, Reply::Bulk(None));
+    assert!(c.cmd_str(&["GET", "x"]).await.is_error());
+
+    let bad = pki.dir().join("bad.acl");
+    std::fs::write(
+        &bad,
+        "user a on nopass ~* +@all\n# comment\nuser b bogus\nuser a on\n",
+    )
+    .unwrap();
+    let path = pki.dir().join("bad.toml");
+    let text = base_config(&pki, "127.0.0.1:1", "[auth]\nacl_file = \"bad.acl\"\n");
+    std::fs::write(&path, text).unwrap();
+    let out = run_cli(&["check", "--config", &path.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let f = bad.display();
+    for line in [
+        format!("{f}:2 should start with user keyword followed by the username."),
+        format!("{f}:3: Syntax error."),
+        format!("{f}: Duplicate user 'a' found on line 4."),
+    ] {
+        assert!(stderr.contains(&line), "{stderr:?} lacks {line:?}");
+    }
+}

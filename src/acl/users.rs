@@ -48,8 +48,11 @@ impl Users {
                 Ok(text) => {
                     let where_ = path.display().to_string();
                     for (user, line_no) in parse_acl_file(&text, &where_, &mut errors) {
-                        if let Err(msg) = users.insert(user, UserLimits::default()) {
-                            errors.push(format!("{where_}:{line_no}: {msg}"));
+                        let name = user.name.clone();
+                        if users.insert(user, UserLimits::default()).is_err() {
+                            errors.push(format!(
+                                "{where_}: Duplicate user '{name}' found on line {line_no}."
+                            ));
                         }
                     }
                 }
@@ -132,6 +135,14 @@ impl Users {
     }
 }
 
+/// How Redis's `ACL LOAD` words a bad rule: the reason alone, with a full stop.
+fn acl_file_reason(e: &super::rules::RulesError) -> String {
+    match e {
+        super::rules::RulesError::Rule { reason, .. } => format!("{reason}."),
+        other => other.to_string(),
+    }
+}
+
 /// Parses Redis ACL-file text (`user <name> <rule> ...` per line, split on single
 /// spaces, no quoting, no comments). Errors are pushed as `FILE:LINE: message`.
 /// Returns each user with its line number.
@@ -145,16 +156,20 @@ fn parse_acl_file(text: &str, file: &str, errors: &mut Vec<String>) -> Vec<(User
         }
         let mut tokens = line.split(' ').filter(|t| !t.is_empty());
         if tokens.next() != Some("user") {
-            errors.push(format!("{file}:{line_no}: should start with user keyword"));
+            errors.push(format!(
+                "{file}:{line_no} should start with user keyword followed by the username."
+            ));
             continue;
         }
         let Some(name) = tokens.next() else {
-            errors.push(format!("{file}:{line_no}: should start with user keyword"));
+            errors.push(format!(
+                "{file}:{line_no} should start with user keyword followed by the username."
+            ));
             continue;
         };
         if name.contains(|c: char| c.is_ascii_whitespace() || c == '\0') {
             errors.push(format!(
-                "{file}:{line_no}: username '{name}' contains invalid characters"
+                "{file}:{line_no}: username '{name}' contains invalid characters."
             ));
             continue;
         }
@@ -162,9 +177,7 @@ fn parse_acl_file(text: &str, file: &str, errors: &mut Vec<String>) -> Vec<(User
         let rest: Vec<&str> = tokens.collect();
         match apply_rules(&mut user, &rest.join(" ")) {
             Ok(()) => out.push((user, line_no)),
-            Err(e) => errors.push(format!(
-                "{file}:{line_no}: Error in user declaration '{name}': {e}"
-            )),
+            Err(e) => errors.push(format!("{file}:{line_no}: {}", acl_file_reason(&e))),
         }
     }
     out
@@ -187,8 +200,8 @@ mod tests {
         assert_eq!(
             errors,
             vec![
-                "users.acl:4: should start with user keyword".to_string(),
-                "users.acl:5: Error in user declaration 'c': Error in ACL SETUSER modifier 'bogus': Syntax error".to_string(),
+                "users.acl:4 should start with user keyword followed by the username.".to_string(),
+                "users.acl:5: Syntax error.".to_string(),
             ]
         );
     }
