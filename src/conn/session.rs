@@ -207,7 +207,7 @@ impl Session {
                 local(replies::RESET)
             };
         }
-        if let Some(user) = user {
+        if let Some(user) = user.filter(|_| cmd.name.starts_with("acl|")) {
             let user = Arc::clone(user);
             let ctx = acl_cmds::Ctx {
                 users,
