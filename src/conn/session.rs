@@ -261,7 +261,6 @@ impl Session {
         let mode = args.get(2)?;
         let decision = if mode.eq_ignore_ascii_case(b"on") {
             self.reply_off = false;
-            self.resp3 = false;
             *suppress = false;
             local(replies::OK)
         } else if mode.eq_ignore_ascii_case(b"off") {

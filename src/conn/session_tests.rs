@@ -166,3 +166,13 @@ fn reset_returns_to_the_certificate_user() {
     assert_eq!(got, vec!["+OK", "forward Reset", "forward Plain"]);
     assert_eq!(s.user(&u).map(|u| u.name.as_str()), Some("cert"));
 }
+
+#[test]
+fn client_reply_on_keeps_the_protocol_and_reset_drops_it() {
+    let u = users(&[("default", "on nopass ~* &* +@all")]);
+    let mut s = Session::new(None);
+    run(&mut s, &u, "HELLO 3\nCLIENT REPLY ON");
+    assert!(s.resp3);
+    run(&mut s, &u, "RESET");
+    assert!(!s.resp3);
+}
