@@ -36,8 +36,6 @@ pub mod replies {
     pub const AUTH_NO_DEFAULT_PASSWORD: &[u8] = b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n";
     /// `AUTH` with too many arguments.
     pub const SYNTAX: &[u8] = b"-ERR syntax error\r\n";
-    /// `AUTH` alone.
-    pub const AUTH_ARITY: &[u8] = b"-ERR wrong number of arguments for 'auth' command\r\n";
     /// `HELLO` before authentication without `AUTH`.
     pub const HELLO_NOAUTH: &[u8] = b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n";
     /// `HELLO` with a version other than 2 or 3.
@@ -100,10 +98,6 @@ pub struct Session {
     audit: Audit,
     /// Set when a `HELLO 3` is sent (for `ACL LOG`'s map replies).
     resp3: bool,
-}
-
-fn is(arg: Option<&[u8]>, name: &str) -> bool {
-    arg.is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 fn local(b: &'static [u8]) -> Decision {
@@ -222,10 +216,12 @@ impl Session {
                 return d;
             }
         }
-        if let Some(d) = self.client_reply(args, suppress) {
-            return d;
+        if cmd.name == "client|reply" {
+            if let Some(d) = self.client_reply(args, suppress) {
+                return d;
+            }
         }
-        self.transaction_and_pubsub(name, args)
+        self.transaction_and_pubsub(cmd.name, args.len())
     }
 
     /// A refused `EXEC` (Redis's `execCommandAbort`): `-EXECABORT Transaction
@@ -253,11 +249,9 @@ impl Session {
         )
     }
 
-    /// `CLIENT REPLY ON|OFF|SKIP`, handled here so local and upstream replies agree.
+    /// `CLIENT REPLY ON|OFF|SKIP` (arity already checked), handled here so local
+    /// and upstream replies agree; other modes go upstream for its syntax error.
     fn client_reply(&mut self, args: Args<'_>, suppress: &mut bool) -> Option<Decision> {
-        if args.len() != 3 || !is(args.get(0), "client") || !is(args.get(1), "reply") {
-            return None;
-        }
         let mode = args.get(2)?;
         let decision = if mode.eq_ignore_ascii_case(b"on") {
             self.reply_off = false;
@@ -279,8 +273,10 @@ impl Session {
         Some(decision)
     }
 
-    fn transaction_and_pubsub(&mut self, name: &[u8], args: Args<'_>) -> Decision {
-        let name_is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    /// MULTI/EXEC/DISCARD bookkeeping and the reply-slot kind of pub/sub and
+    /// MONITOR commands; `name` is the resolved full name, `argc` counts it.
+    fn transaction_and_pubsub(&mut self, name: &str, argc: usize) -> Decision {
+        let name_is = |n: &str| name == n;
         if name_is("multi") {
             self.in_multi = true;
             return Decision::Forward(SlotKind::Plain);
@@ -319,15 +315,10 @@ impl Session {
         let Some((_, kind)) = sub else {
             return Decision::Forward(SlotKind::Plain);
         };
-        let n = u32::try_from(args.len() - 1).unwrap_or(u32::MAX);
-        let subscribing = matches!(
-            kind,
-            PubSubKind::Subscribe | PubSubKind::PSubscribe | PubSubKind::SSubscribe
-        );
-        Decision::Forward(match (n, subscribing) {
-            (0, true) => SlotKind::Plain, // arity error
-            (0, false) => SlotKind::UnsubscribeAll(kind),
-            (frames, _) => SlotKind::Subscription { kind, frames },
+        // Arity is already checked: only the UNSUBSCRIBE family can come bare.
+        Decision::Forward(match u32::try_from(argc - 1).unwrap_or(u32::MAX) {
+            0 => SlotKind::UnsubscribeAll(kind),
+            frames => SlotKind::Subscription { kind, frames },
         })
     }
 
@@ -341,8 +332,8 @@ impl Session {
                 (&b"default"[..], pw)
             }
             (3, Some(u), Some(pw)) => (u, pw),
-            (n, _, _) if n > 3 => return local(replies::SYNTAX),
-            _ => return local(replies::AUTH_ARITY),
+            // One argument or none never gets here: the arity check answers it.
+            _ => return local(replies::SYNTAX),
         };
         match users.authenticate(user, password) {
             Some(u) => {
