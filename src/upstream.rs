@@ -50,18 +50,7 @@ pub fn auth_command(s: &UpstreamSettings) -> Option<Bytes> {
         args.push(user.as_bytes());
     }
     args.push(password.as_bytes());
-    Some(Bytes::from(encode_command(&args)))
-}
-
-/// Encodes `args` as a RESP multibulk command.
-pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    Some(Bytes::from(crate::resp::encode::command(&args)))
 }
 
 /// Connects (and authenticates, if configured) within `connect_timeout`.

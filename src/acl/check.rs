@@ -11,6 +11,7 @@ use crate::command::{flags, CommandSpec};
 use super::glob;
 use super::selector::{Selector, PERM_READ, PERM_WRITE};
 use super::user::User;
+use crate::resp::encode::{c_str, error_text};
 
 /// Why a command was refused; the index is the offending argument's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +146,7 @@ fn check_selector(
             let ok = sel.channels.iter().any(|p| {
                 if c.pattern {
                     // PSUBSCRIBE patterns compare literally, as C strings (strcmp).
-                    let until_nul = channel.split(|&b| b == 0).next().unwrap_or_default();
+                    let until_nul = c_str(channel);
                     p.as_slice() == until_nul
                 } else {
                     glob::matches(p, channel)
@@ -202,9 +203,9 @@ pub fn dryrun_reply(user: &User, args: &impl ArgList, scratch: &mut CheckScratch
         Resolved::Found(cmd) => cmd,
         Resolved::UnknownCommand | Resolved::UnknownSubcommand(_) => {
             let mut out = b"-ERR Command '".to_vec();
-            out.extend_from_slice(c_str(name));
+            error_text(&mut out, c_str(name));
             out.extend_from_slice(b"' not found\r\n");
-            return sanitize_error(out);
+            return out;
         }
     };
     if !cmd.arity_ok(args.argc()) {
@@ -224,20 +225,4 @@ pub fn dryrun_reply(user: &User, args: &impl ArgList, scratch: &mut CheckScratch
             out
         }
     }
-}
-
-/// The bytes of `s` up to its first NUL, as C's `%s` prints them.
-fn c_str(s: &[u8]) -> &[u8] {
-    s.split(|&b| b == 0).next().unwrap_or_default()
-}
-
-/// Redis replaces CR and LF inside an error message with spaces.
-fn sanitize_error(mut reply: Vec<u8>) -> Vec<u8> {
-    let end = reply.len().saturating_sub(2);
-    for b in &mut reply[1..end] {
-        if *b == b'\r' || *b == b'\n' {
-            *b = b' ';
-        }
-    }
-    reply
 }

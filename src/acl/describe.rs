@@ -17,6 +17,7 @@
 //! may be any bytes.
 
 use crate::command::{CommandSpec, CATEGORIES, COMMANDS};
+use crate::resp::encode::{bulk, header};
 
 use super::selector::{KeyPattern, Selector, PERM_READ, PERM_WRITE};
 use super::user::User;
@@ -286,26 +287,15 @@ pub fn list_line(u: &User) -> Vec<u8> {
     out
 }
 
-fn resp_bulk(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(format!("${}\r\n", s.len()).as_bytes());
-    out.extend_from_slice(s);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn resp_len(out: &mut Vec<u8>, kind: u8, n: usize) {
-    out.push(kind);
-    out.extend_from_slice(format!("{n}\r\n").as_bytes());
-}
-
 /// The `ACL LIST` reply: one bulk string per user, sorted by name (bytewise, like
 /// Redis's radix tree).
 pub fn list_reply<'a>(users: impl IntoIterator<Item = &'a User>) -> Vec<u8> {
     let mut users: Vec<&User> = users.into_iter().collect();
     users.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     let mut out = Vec::new();
-    resp_len(&mut out, b'*', users.len());
+    header(&mut out, b'*', users.len());
     for u in users {
-        resp_bulk(&mut out, &list_line(u));
+        bulk(&mut out, &list_line(u));
     }
     out
 }
@@ -313,12 +303,12 @@ pub fn list_reply<'a>(users: impl IntoIterator<Item = &'a User>) -> Vec<u8> {
 /// `commands`, `keys`, `channels` of one selector (Redis's
 /// `aclAddReplySelectorDescription`).
 fn selector_fields(out: &mut Vec<u8>, sel: &Selector) {
-    resp_bulk(out, b"commands");
-    resp_bulk(out, &command_rules(sel));
-    resp_bulk(out, b"keys");
-    resp_bulk(out, &keys_field(sel));
-    resp_bulk(out, b"channels");
-    resp_bulk(out, &channels_field(sel));
+    bulk(out, b"commands");
+    bulk(out, &command_rules(sel));
+    bulk(out, b"keys");
+    bulk(out, &keys_field(sel));
+    bulk(out, b"channels");
+    bulk(out, &channels_field(sel));
 }
 
 /// The `ACL GETUSER` reply: a null for an unknown user, otherwise `flags`,
@@ -336,24 +326,24 @@ pub fn getuser_reply(u: Option<&User>, resp3: bool) -> Vec<u8> {
         (b'*', b'*', 2)
     };
     let mut out = Vec::new();
-    resp_len(&mut out, map, 6 * map_len);
-    resp_bulk(&mut out, b"flags");
+    header(&mut out, map, 6 * map_len);
+    bulk(&mut out, b"flags");
     let flags = user_flags(u);
-    resp_len(&mut out, set, flags.len());
+    header(&mut out, set, flags.len());
     for f in flags {
-        resp_bulk(&mut out, f.as_bytes());
+        bulk(&mut out, f.as_bytes());
     }
-    resp_bulk(&mut out, b"passwords");
-    resp_len(&mut out, b'*', u.passwords.len());
+    bulk(&mut out, b"passwords");
+    header(&mut out, b'*', u.passwords.len());
     for p in &u.passwords {
-        resp_bulk(&mut out, password_hex(p).as_bytes());
+        bulk(&mut out, password_hex(p).as_bytes());
     }
     selector_fields(&mut out, u.root());
-    resp_bulk(&mut out, b"selectors");
+    bulk(&mut out, b"selectors");
     let others = u.selectors.get(1..).unwrap_or_default();
-    resp_len(&mut out, b'*', others.len());
+    header(&mut out, b'*', others.len());
     for sel in others {
-        resp_len(&mut out, map, 3 * map_len);
+        header(&mut out, map, 3 * map_len);
         selector_fields(&mut out, sel);
     }
     out

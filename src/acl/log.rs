@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::resp::encode::bulk;
+
 /// Entries with the same reason, context, object and user this close merge.
 const GROUPING: Duration = Duration::from_secs(60);
 /// Only this many of the newest entries are considered for a merge.
@@ -137,12 +139,6 @@ impl AclLog {
         }
         out
     }
-}
-
-fn bulk(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(format!("${}\r\n", s.len()).as_bytes());
-    out.extend_from_slice(s);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// C's `%.17g`, as Redis prints doubles.

@@ -10,6 +10,7 @@ use crate::acl::describe;
 use crate::acl::log::AclLog;
 use crate::acl::{User, Users};
 use crate::command::{category_index, ArgList, CommandSpec, CATEGORIES, COMMANDS};
+use crate::resp::encode;
 use crate::resp::request::Args;
 
 /// The arguments after the first `skip` ones (for `ACL DRYRUN user <cmd...>`).
@@ -30,21 +31,6 @@ impl ArgList for Tail<'_> {
 
 fn owned(bytes: Vec<u8>) -> Decision {
     Decision::Local(LocalReply::Owned(Bytes::from(bytes)))
-}
-
-fn bulk(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(format!("${}\r\n", s.len()).as_bytes());
-    out.extend_from_slice(s);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let items: Vec<&[u8]> = items.collect();
-    let mut out = format!("*{}\r\n", items.len()).into_bytes();
-    for item in items {
-        bulk(&mut out, item);
-    }
-    out
 }
 
 /// What the ACL subcommands read besides the command itself.
@@ -71,27 +57,31 @@ pub fn run(
     Some(match sub {
         "whoami" => {
             let mut out = Vec::new();
-            bulk(&mut out, user.name.as_bytes());
+            encode::bulk(&mut out, user.name.as_bytes());
             owned(out)
         }
         "users" => {
             let mut names: Vec<&str> = users.names().collect();
             names.sort_unstable();
-            owned(array(names.iter().map(|n| n.as_bytes())))
+            owned(encode::bulk_array(names.iter().map(|n| n.as_bytes())))
         }
         "cat" => match args.get(2) {
-            None => owned(array(CATEGORIES.iter().map(|c| c.as_bytes()))),
+            None => owned(encode::bulk_array(CATEGORIES.iter().map(|c| c.as_bytes()))),
             Some(_) if args.len() > 3 => owned(
                 b"-ERR unknown subcommand or wrong number of arguments for 'cat'. Try ACL HELP.\r\n".to_vec(),
             ),
             Some(name) => match std::str::from_utf8(name).ok().and_then(category_index) {
-                Some(i) => owned(array(
-                    COMMANDS.iter().filter(|c| c.in_category(i)).map(|c| c.name.as_bytes()),
-                )),
+                Some(i) => {
+                    let names: Vec<&[u8]> = COMMANDS
+                        .iter()
+                        .filter(|c| c.in_category(i))
+                        .map(|c| c.name.as_bytes())
+                        .collect();
+                    owned(encode::bulk_array(names.into_iter()))
+                }
                 None => {
-                    let shown: Vec<u8> = name.iter().take(128).copied().collect();
                     let mut out = b"-ERR Unknown category '".to_vec();
-                    out.extend(shown.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+                    encode::error_text(&mut out, &name[..name.len().min(128)]);
                     out.extend_from_slice(b"'\r\n");
                     owned(out)
                 }
@@ -103,7 +93,7 @@ pub fn run(
                 Some(target) => owned(dryrun_reply(target, &Tail { args, skip: 3 }, scratch)),
                 None => {
                     let mut out = b"-ERR User '".to_vec();
-                    out.extend(name.iter().take_while(|&&b| b != 0).map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+                    encode::error_text(&mut out, encode::c_str(name));
                     out.extend_from_slice(b"' not found\r\n");
                     owned(out)
                 }

@@ -6,6 +6,7 @@ use crate::acl::check::{check, noperm_reply, selector_allows, CheckScratch};
 use crate::acl::selector::PERM_READ;
 use crate::acl::User;
 use crate::command::{flags, resolve, CommandSpec, Resolved};
+use crate::resp::encode::{c_str, error_byte};
 use crate::resp::num::string2ll;
 use crate::resp::request::Args;
 
@@ -81,11 +82,7 @@ pub fn gate(args: Args<'_>, user: Option<&User>, scratch: &mut CheckScratch) -> 
 
 /// Redis's unknown command / unknown subcommand errors.
 fn unknown_reply(resolved: &Resolved, args: Args<'_>) -> Vec<u8> {
-    let c_str = |s: &[u8]| s.split(|&b| b == 0).next().unwrap_or_default().to_vec();
-    let trunc = |mut s: Vec<u8>, n: usize| {
-        s.truncate(n);
-        s
-    };
+    let trunc = |s: &[u8], n: usize| -> Vec<u8> { s[..s.len().min(n)].to_vec() };
     let name = args.get(0).unwrap_or_default();
     let mut msg = Vec::new();
     if let Resolved::UnknownSubcommand(_) = resolved {
@@ -111,9 +108,7 @@ fn unknown_reply(resolved: &Resolved, args: Args<'_>) -> Vec<u8> {
         msg.extend(listed);
     }
     for b in &mut msg[1..] {
-        if *b == b'\r' || *b == b'\n' {
-            *b = b' ';
-        }
+        *b = error_byte(*b);
     }
     msg.extend_from_slice(b"\r\n");
     msg

@@ -19,7 +19,6 @@ use crate::acl::{User, Users};
 use crate::resp::num::string2ll;
 use crate::resp::reply::PubSubKind;
 use crate::resp::request::Args;
-use crate::upstream::encode_command;
 
 /// Redis's replies that the proxy produces itself.
 pub mod replies {
@@ -371,10 +370,7 @@ impl Session {
                 j += 2;
             } else {
                 let mut msg = b"-ERR Syntax error in HELLO option '".to_vec();
-                msg.extend(
-                    opt.iter()
-                        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-                );
+                crate::resp::encode::error_text(&mut msg, opt);
                 msg.extend_from_slice(b"'\r\n");
                 return Decision::Local(LocalReply::Owned(Bytes::from(msg)));
             }
@@ -404,7 +400,7 @@ impl Session {
             fwd.extend([&b"SETNAME"[..], name]);
         }
         Decision::ForwardInstead(
-            Bytes::from(encode_command(&fwd)),
+            Bytes::from(crate::resp::encode::command(&fwd)),
             SlotKind::Hello(version),
             Emit::Pass,
         )

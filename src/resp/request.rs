@@ -96,11 +96,7 @@ impl ProtocolError {
         match self {
             ProtocolError::ExpectedDollar(b) => {
                 out.extend_from_slice(b"expected '$', got '");
-                out.push(if matches!(*b, b'\r' | b'\n') {
-                    b' '
-                } else {
-                    *b
-                });
+                out.push(super::encode::error_byte(*b));
                 out.push(b'\'');
             }
             other => out.extend_from_slice(other.to_string().as_bytes()),

@@ -48,15 +48,7 @@ impl Value {
 }
 
 /// Encodes a command as a RESP multibulk.
-pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+pub use crate::resp::encode::command as encode_command;
 
 /// Parses one reply from the start of `buf`: `Ok(None)` when more bytes are needed,
 /// otherwise the value and how many bytes it used.

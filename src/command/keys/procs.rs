@@ -90,18 +90,10 @@ fn push(out: &mut Vec<KeyRef>, index: usize, flags: u16) {
     out.push(KeyRef { index, flags });
 }
 
-/// The bytes C sees through `argv[i]->ptr`: everything before the first NUL.
-fn c_str(arg: &[u8]) -> &[u8] {
-    match memchr::memchr(0, arg) {
-        Some(nul) => &arg[..nul],
-        None => arg,
-    }
-}
-
 /// `!strcasecmp(arg, keyword)` in the C locale: ASCII case folding, `arg` cut at
 /// its first NUL. `keyword` has no NUL.
 pub(super) fn c_str_eq_ignore_case(arg: &[u8], keyword: &str) -> bool {
-    c_str(arg).eq_ignore_ascii_case(keyword.as_bytes())
+    crate::resp::encode::c_str(arg).eq_ignore_ascii_case(keyword.as_bytes())
 }
 
 /// Argument `i` compared like [`c_str_eq_ignore_case`]; false past the end.
