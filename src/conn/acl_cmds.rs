@@ -81,7 +81,8 @@ pub fn run(
                 }
                 None => {
                     let mut out = b"-ERR Unknown category '".to_vec();
-                    encode::error_text(&mut out, &name[..name.len().min(128)]);
+                    let shown = encode::c_str(name);
+                    encode::error_text(&mut out, &shown[..shown.len().min(128)]);
                     out.extend_from_slice(b"'\r\n");
                     owned(out)
                 }

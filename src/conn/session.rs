@@ -370,7 +370,7 @@ impl Session {
                 j += 2;
             } else {
                 let mut msg = b"-ERR Syntax error in HELLO option '".to_vec();
-                crate::resp::encode::error_text(&mut msg, opt);
+                crate::resp::encode::error_text(&mut msg, crate::resp::encode::c_str(opt));
                 msg.extend_from_slice(b"'\r\n");
                 return Decision::Local(LocalReply::Owned(Bytes::from(msg)));
             }

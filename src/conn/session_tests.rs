@@ -176,3 +176,24 @@ fn client_reply_on_keeps_the_protocol_and_reset_drops_it() {
     run(&mut s, &u, "RESET");
     assert!(!s.resp3);
 }
+
+#[test]
+fn error_texts_stop_at_nul_like_c() {
+    let u = users(&[("default", "on nopass ~* &* +@all")]);
+    let mut s = Session::new(None);
+    let mut scanner = RequestScanner::new(ScanLimits::default());
+    let buf = b"*3\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nFO\x00O\r\n*3\r\n$3\r\nACL\r\n$3\r\nCAT\r\n$4\r\nab\x00c\r\n";
+    let mut pos = 0;
+    let mut got = Vec::new();
+    while let Ok(RequestScan::Complete(n)) = scanner.scan(&buf[pos..], false) {
+        got.push(s.decide(scanner.args(&buf[pos..]), &u));
+        pos += n;
+    }
+    assert_eq!(
+        replies(&got),
+        vec![
+            "-ERR Syntax error in HELLO option 'FO'",
+            "-ERR Unknown category 'ab'",
+        ]
+    );
+}
