@@ -26,7 +26,9 @@ use portcullis::acl::describe::{getuser_reply, list_reply};
 use portcullis::acl::rules::apply_rules;
 use portcullis::acl::User;
 use portcullis::command::{by_name, is_container, CATEGORIES, COMMANDS};
-use support::{base_config, parse_reply, resp_tls, Proxy, RedisServer, Reply, RespConn, TestPki};
+use support::{
+    base_config, parse_reply, resp_tls, Proxy, RedisServer, Reply, RespConn, Rng, TestPki,
+};
 
 /// Users compared unless `DESCRIBE_USERS` says otherwise.
 const USERS: usize = 3000;
@@ -35,25 +37,15 @@ const BATCH: usize = 250;
 /// Mismatches shown in a failure message.
 const SHOWN: usize = 8;
 
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
+/// Random letter case for rule keywords.
+trait RandomCase {
+    /// A random item of `items`, in random case.
+    fn pick_case(&mut self, items: &[&str]) -> String;
+    /// `s` with letters in random case, half the time.
+    fn case(&mut self, s: &str) -> String;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
+impl RandomCase for Rng {
     /// A random item of `items`, in random case.
     fn pick_case(&mut self, items: &[&str]) -> String {
         let s = self.pick(items);
@@ -588,7 +580,7 @@ fn run_batch(
 #[test]
 fn acl_list_and_getuser_match_redis() {
     let seed = seed();
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(seed);
     let redis = RedisServer::start();
     let mut resp2 = Conn::connect(&redis.addr());
     let mut resp3 = Conn::connect(&redis.addr());

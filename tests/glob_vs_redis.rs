@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use portcullis::acl::glob::matches;
-use support::{RedisServer, Reply, RespConn};
+use support::{RedisServer, Reply, RespConn, Rng};
 use tokio::net::TcpStream;
 
 /// Random patterns compared through `KEYS`.
@@ -22,19 +22,13 @@ const BATCH: usize = 200;
 /// Mismatches shown in a failure message.
 const SHOWN: usize = 10;
 
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
+/// Random byte strings for patterns and keys.
+trait RandomBytes {
+    /// Up to `max_len` bytes drawn from `alphabet`.
+    fn bytes(&mut self, alphabet: &[u8], max_len: usize) -> Vec<u8>;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+impl RandomBytes for Rng {
     fn bytes(&mut self, alphabet: &[u8], max_len: usize) -> Vec<u8> {
         let len = self.below(max_len + 1);
         (0..len)

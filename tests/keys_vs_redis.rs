@@ -25,32 +25,11 @@ use portcullis::command::{
     by_id, by_name, command_channels, command_keys, flags, key_flags, resolve, BeginSearch,
     ChannelRef, CommandSpec, FindKeys, KeyRef, Resolved, COMMANDS,
 };
-use support::{encode_command, RedisServer, Reply, RespConn};
+use support::{encode_command, RedisServer, Reply, RespConn, Rng};
 use tokio::net::TcpStream;
 
 /// Commands sent per pipelined batch.
 const BATCH: usize = 1000;
-
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Keywords of the getkeys procs and common options, offered to every command.
 const KEYWORDS: &[&str] = &[
@@ -190,7 +169,7 @@ fn gen_case(rng: &mut Rng, spec: &CommandSpec, keywords: &[String]) -> Vec<Vec<u
             0..=29 => format!("k{pos}").into_bytes(),
             30..=51 => rng.pick(NUMBERS).as_bytes().to_vec(),
             52..=84 => {
-                let word = rng.pick(keywords).clone();
+                let word = keywords[rng.below(keywords.len())].clone();
                 random_case(rng, &word)
             }
             85..=89 => Vec::new(),

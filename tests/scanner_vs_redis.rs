@@ -9,22 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use portcullis::resp::request::{RequestScan, RequestScanner, ScanLimits};
-use support::{parse_reply, RedisServer, Reply};
-
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-}
+use support::{parse_reply, RedisServer, Reply, Rng};
 
 /// Sends `input` on a fresh connection and collects replies until the server
 /// closes, or (when `wanted` replies are expected and the server should stay
@@ -97,7 +82,7 @@ fn inline_splitting_matches_redis() {
     for case in 0..400 {
         let mut line = String::from("RPUSH l ");
         for _ in 0..(rng.next() % 6 + 1) {
-            let token: &&str = rng.pick(tokens);
+            let token: &str = rng.pick(tokens);
             line.push_str(token);
         }
         let mut input = line.clone().into_bytes();

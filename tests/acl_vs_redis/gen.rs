@@ -7,30 +7,12 @@
 
 use portcullis::command::{BeginSearch, CommandSpec, CATEGORIES, COMMANDS};
 
-/// xorshift64*: small, seeded, reproducible.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed` (any value, 0 included).
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    pub fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
+// Loaded by path (not through `support`) because examples/acl_diff.rs includes
+// this file too; in the test crate `support` loads the same file again.
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
 /// A random item of `items`, in a random case.
 pub fn pick_case(rng: &mut Rng, items: &[&str]) -> String {

@@ -14,6 +14,7 @@ pub mod pki;
 pub mod proxy;
 pub mod redis;
 pub mod resp;
+pub mod rng;
 
 pub use client::{
     client_config, resp_tls, tls_connect, tls_connect_config, tls_connect_with, ALL_VERSIONS,
@@ -23,3 +24,4 @@ pub use pki::{TestPki, CLIENTS};
 pub use proxy::{base_config, base_config_with_server, run_cli, toml_str, Proxy, BIN};
 pub use redis::RedisServer;
 pub use resp::{encode_command, parse_reply, Reply, RespConn};
+pub use rng::Rng;
