@@ -150,7 +150,12 @@ impl Client {
     async fn serve(self, tcp: TcpStream, peer: SocketAddr) {
         let shared = Arc::clone(&self.prepared.shared);
         let Some(acceptor) = self.acceptor else {
-            conn::serve(tcp, peer, None, shared, self.shutdown).await;
+            let client = conn::Client {
+                addr: peer,
+                cert_user: None,
+                identity: None,
+            };
+            conn::serve(tcp, client, shared, self.shutdown).await;
             return;
         };
         let deadline = shared.config.limits.handshake_timeout;
@@ -165,18 +170,24 @@ impl Client {
                 return;
             }
         };
-        let cert_user = cert_user(&shared, tls.get_ref().1, peer);
-        conn::serve(tls, peer, cert_user, shared, self.shutdown).await;
+        let client = client_of(&shared, tls.get_ref().1, peer);
+        conn::serve(tls, client, shared, self.shutdown).await;
     }
 }
 
-/// The `on` user named by the client's verified certificate, if any.
-fn cert_user(
-    shared: &Shared,
-    conn: &rustls::ServerConnection,
-    peer: SocketAddr,
-) -> Option<Arc<User>> {
-    let identity = tls::peer_identity(conn)?;
+/// The client: its certificate's identity (for logs) and the `on` user the
+/// certificate names, if any.
+fn client_of(shared: &Shared, conn: &rustls::ServerConnection, peer: SocketAddr) -> conn::Client {
+    let identity = tls::peer_identity(conn);
+    conn::Client {
+        addr: peer,
+        cert_user: identity.as_ref().and_then(|id| cert_user(shared, id, peer)),
+        identity: identity.map(|id| id.describe()),
+    }
+}
+
+/// The `on` user named by a verified certificate, if any.
+fn cert_user(shared: &Shared, identity: &tls::PeerIdentity, peer: SocketAddr) -> Option<Arc<User>> {
     let auth = &shared.config.auth;
     let Some(name) = identity.user_name(auth.cert_user, &auth.cert_map) else {
         debug!(%peer, identity = %identity.describe(), "certificate names no user");

@@ -319,3 +319,46 @@ async fn acl_file_users_work_and_bad_files_are_refused_with_redis_texts() {
         assert!(stderr.contains(&line), "{stderr:?} lacks {line:?}");
     }
 }
+
+#[tokio::test]
+async fn denials_and_auth_failures_are_logged_without_secrets() {
+    let e = env().await;
+    let mut c = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
+    assert!(c
+        .cmd_str(&["AUTH", "reader", "hunter2-wrong"])
+        .await
+        .is_error());
+    assert!(c.cmd_str(&["AUTH", "reader", "pw"]).await.is_ok());
+    assert!(c
+        .cmd_str(&["SET", "cache:a", "top-secret-value"])
+        .await
+        .is_error());
+    let denial = e
+        .proxy
+        .wait_for_log(std::time::Duration::from_secs(5), |l| {
+            l.contains("ACL denied")
+        })
+        .expect("a WARN line for the denial");
+    for needle in [
+        "WARN",
+        "addr=127.0.0.1:",
+        "cn=bob",
+        "\"user\":\"reader\"",
+        "\"command\":\"set\"",
+        "Command",
+    ] {
+        assert!(denial.contains(needle), "{denial} lacks {needle}");
+    }
+    let auth = e
+        .proxy
+        .wait_for_log(std::time::Duration::from_secs(5), |l| {
+            l.contains("authentication failed")
+        })
+        .expect("a WARN line for the auth failure");
+    assert!(auth.contains("cn=bob") && auth.contains("reader"), "{auth}");
+    let all = e.proxy.logs().join("\n");
+    assert!(
+        !all.contains("hunter2") && !all.contains("top-secret-value"),
+        "secret in logs"
+    );
+}

@@ -56,6 +56,17 @@ pub struct Shared {
     pub acl_log: Arc<crate::acl::log::AclLog>,
 }
 
+/// Who a new connection is, as the server learned it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The peer address.
+    pub addr: SocketAddr,
+    /// The `on` user its verified certificate names, if any.
+    pub cert_user: Option<Arc<crate::acl::User>>,
+    /// Its certificate's identity (CN and SANs) for logs, if it sent one.
+    pub identity: Option<String>,
+}
+
 /// Signals from the server to its connections.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
@@ -66,21 +77,25 @@ pub struct Shutdown {
 }
 
 /// Serves one client until it leaves, errs, or shutdown completes.
-/// `cert_user` is the user named by its verified certificate, if any.
-pub async fn serve<S>(
-    stream: S,
-    peer: SocketAddr,
-    cert_user: Option<Arc<crate::acl::User>>,
-    shared: Arc<Shared>,
-    shutdown: Shutdown,
-) where
+/// `client` says who it is (address, certificate user and identity).
+pub async fn serve<S>(stream: S, client: Client, shared: Arc<Shared>, shutdown: Shutdown)
+where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let (client_r, client_w) = tokio::io::split(stream);
     let limits = ScanLimits::from(&shared.config.limits);
+    let Client {
+        addr: peer,
+        cert_user,
+        identity,
+    } = client;
+    let mut label = format!("id={} addr={peer}", next_client_id());
+    if let Some(identity) = identity {
+        label.push_str(&format!(" cert=[{identity}]"));
+    }
     let audit = audit::Audit {
         log: Arc::clone(&shared.acl_log),
-        client: format!("id={} addr={peer}", next_client_id()),
+        client: label,
     };
     let mut conn = Conn {
         shared,
