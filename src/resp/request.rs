@@ -156,17 +156,6 @@ impl RequestScanner {
         }
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> ScanLimits {
-        self.limits
-    }
-
-    /// Replaces the limits (they apply from the next `scan` call, also to the
-    /// rest of a command already partly scanned).
-    pub fn set_limits(&mut self, limits: ScanLimits) {
-        self.limits = limits;
-    }
-
     /// Scans `buf`, which must start at the first byte of the current command
     /// (the same start as the previous call while that returned `Incomplete`).
     /// `unauthenticated` turns on Redis's pre-auth limits.
