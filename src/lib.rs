@@ -8,6 +8,8 @@
 //! - [`acl`]: users, rules, authentication (and, later, the full Redis 7.0 ACL).
 //! - [`upstream`]: connecting to the upstream Redis (AUTH, HELLO).
 //! - [`config`]: `proxy.toml` -> validated configuration.
+//! - [`limits`]: connection caps, rate gates, limit-hit reporting.
+//! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -15,6 +17,8 @@ pub mod certgen;
 pub mod command;
 pub mod config;
 pub mod conn;
+pub mod limits;
+pub mod metrics;
 pub mod resp;
 pub mod server;
 pub mod tls;

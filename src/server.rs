@@ -6,13 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::acl::{User, Users};
 use crate::config::Config;
+use crate::conn::session::replies;
 use crate::conn::{self, Shared, Shutdown};
+use crate::limits::rate::Rates;
+use crate::limits::report::Reporter;
+use crate::limits::{CapRefusal, ConnSlot};
+use crate::metrics::{self, Limit, Metrics};
 use crate::tls;
 
 /// Everything the proxy needs, built and checked before anything listens.
@@ -36,9 +43,12 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     match (users, tls) {
         (Some(users), Some(tls)) if errors.is_empty() => Ok(Prepared {
             shared: Arc::new(Shared {
+                rates: Arc::new(Rates::from_config(&config)),
                 config: Arc::new(config),
                 users: Arc::new(users),
                 acl_log: Arc::default(),
+                admission: Arc::default(),
+                reporter: Arc::new(Reporter::new(Arc::new(Metrics::new()))),
             }),
             tls,
         }),
@@ -76,8 +86,18 @@ pub async fn run(
         };
         tracker.spawn(ctx.accept_loop(listener));
     }
+    let metrics_stop = CancellationToken::new();
     if let Some(addr) = config.server.metrics_listen {
-        warn!(%addr, "server.metrics_listen is set but metrics are not served by this version yet");
+        let listener = bind(addr, "metrics").await?;
+        let metrics = Arc::clone(prepared.shared.reporter.metrics());
+        let drain = shutdown.drain.clone();
+        let ready = Arc::new(move || !drain.is_cancelled());
+        tokio::spawn(metrics::serve(
+            listener,
+            metrics,
+            ready,
+            metrics_stop.clone(),
+        ));
     }
     stop.await;
     info!(
@@ -94,6 +114,7 @@ pub async fn run(
         shutdown.abort.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
     }
+    metrics_stop.cancel();
     info!("stopped");
     Ok(())
 }
@@ -113,8 +134,15 @@ struct Listener {
     tracker: TaskTracker,
 }
 
+/// TLS handshakes spent at once on telling refused clients why; past this a
+/// refused connection is just closed.
+const REFUSAL_HANDSHAKES: usize = 32;
+/// Longest handshake spent on a refused client.
+const REFUSAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Listener {
     async fn accept_loop(self, listener: TcpListener) {
+        let refusals = Arc::new(Semaphore::new(REFUSAL_HANDSHAKES));
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
@@ -122,13 +150,37 @@ impl Listener {
             };
             match accepted {
                 Ok((tcp, peer)) => {
+                    let shared = &self.prepared.shared;
+                    // Cheapest first: a flood from one address is closed before
+                    // anything is spent on it.
+                    if shared.rates.new_connection(peer.ip()).is_err() {
+                        shared
+                            .reporter
+                            .hit(Limit::ConnRatePerIp, peer, None, "closed at accept");
+                        continue;
+                    }
+                    let slot = match shared.admission.admit(peer.ip(), &shared.config.limits) {
+                        Ok(slot) => slot,
+                        Err(cap) => {
+                            let limit = match cap {
+                                CapRefusal::MaxClients => Limit::MaxClients,
+                                CapRefusal::MaxClientsPerIp => Limit::MaxClientsPerIp,
+                            };
+                            shared.reporter.hit(limit, peer, None, "refused at accept");
+                            if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
+                                let acceptor = self.acceptor.clone();
+                                self.tracker.spawn(refuse(tcp, acceptor, permit));
+                            }
+                            continue;
+                        }
+                    };
                     let _ = tcp.set_nodelay(true);
                     let task = Client {
                         prepared: self.prepared.clone(),
                         acceptor: self.acceptor.clone(),
                         shutdown: self.shutdown.clone(),
                     };
-                    self.tracker.spawn(task.serve(tcp, peer));
+                    self.tracker.spawn(task.serve(tcp, peer, slot));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -140,6 +192,21 @@ impl Listener {
     }
 }
 
+/// Tells a client over a connection cap `-ERR max number of clients reached`
+/// (over TLS when the short handshake succeeds), then closes. The cap was
+/// decided before this handshake, and `permit` bounds how many run at once.
+async fn refuse(tcp: TcpStream, acceptor: Option<TlsAcceptor>, permit: OwnedSemaphorePermit) {
+    let Some(acceptor) = acceptor else {
+        conn::refuse(tcp, replies::MAX_CLIENTS).await;
+        return;
+    };
+    if let Ok(Ok(tls)) = tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+    {
+        conn::refuse(tls, replies::MAX_CLIENTS).await;
+    }
+    drop(permit);
+}
+
 struct Client {
     prepared: Prepared,
     acceptor: Option<TlsAcceptor>,
@@ -147,7 +214,15 @@ struct Client {
 }
 
 impl Client {
-    async fn serve(self, tcp: TcpStream, peer: SocketAddr) {
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr, slot: ConnSlot) {
+        let metrics = Arc::clone(self.prepared.shared.reporter.metrics());
+        metrics.connection_opened();
+        self.serve_admitted(tcp, peer).await;
+        metrics.connection_closed();
+        drop(slot);
+    }
+
+    async fn serve_admitted(self, tcp: TcpStream, peer: SocketAddr) {
         let shared = Arc::clone(&self.prepared.shared);
         let Some(acceptor) = self.acceptor else {
             let client = conn::Client {
@@ -163,10 +238,17 @@ impl Client {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 warn!(%peer, reason = %e, "TLS handshake failed");
+                shared.reporter.metrics().handshake_failed("error");
                 return;
             }
             Err(_) => {
-                warn!(%peer, reason = "timeout", "TLS handshake failed");
+                shared.reporter.metrics().handshake_failed("timeout");
+                shared.reporter.hit(
+                    Limit::HandshakeTimeout,
+                    peer,
+                    None,
+                    "TLS handshake not done in time",
+                );
                 return;
             }
         };

@@ -146,7 +146,11 @@ async fn hello_3_switches_the_upstream_to_resp3() {
 
 #[tokio::test]
 async fn pipeline_of_100k_commands_mixing_local_and_upstream_replies_stays_in_order() {
-    let e = env();
+    // 10,000 failed AUTHs from one address: the brute-force throttle is off here
+    // (proxy_limits.rs tests it).
+    let users =
+        format!("[limits]\nauth_failures_per_ip = {{ ops_per_sec = 0, burst = 1 }}\n{USERS}");
+    let e = env_with(RedisServer::start(), &users);
     let stream = tls_connect(e.proxy.tls_addr(), &e.pki, Some("bob"))
         .await
         .unwrap();

@@ -26,7 +26,7 @@ use super::user::User;
 // `+@all`/`allcommands` and cleared only by `-@all`/`nocommands`) is read as the
 // selector's first bit past the command table, which exists only while the table
 // does not fill its last bitset word.
-const _: () = assert!(COMMANDS.len() % 64 != 0);
+const _: () = assert!(!COMMANDS.len().is_multiple_of(64));
 
 /// The id one past the last command: a padding bit of the selector's bitset that
 /// only `+@all` sets and only `-@all` clears, like Redis's future-commands bit.

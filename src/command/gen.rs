@@ -249,7 +249,7 @@ fn map_get<'a>(
     known: &[&str],
     cmd: &str,
 ) -> Result<Option<&'a Value>, GenError> {
-    if map.len() % 2 != 0 {
+    if !map.len().is_multiple_of(2) {
         return Err(shape(format!("{cmd:?}: a key-spec map has an odd length")));
     }
     let mut found = None;

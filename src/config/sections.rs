@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::file::{FileAuth, FileLimits, FileUser};
+use super::file::{FileAuth, FileLimits, FileRate, FileUser};
 use super::types::{AuthSettings, CertUserField, Limits, RateMode, RateSettings, UserEntry};
 use super::validate::{nonzero, path_key};
 
@@ -144,7 +144,38 @@ pub(crate) fn limits(file: &FileLimits, errors: &mut Vec<ConfigError>) -> Limits
             Some(s) => Some(Duration::from_secs(s)),
         },
         rate_mode,
+        conn_rate_per_ip: ip_rate(
+            "limits.conn_rate_per_ip",
+            file.conn_rate_per_ip.as_ref(),
+            d.conn_rate_per_ip,
+            errors,
+        ),
+        auth_failures_per_ip: ip_rate(
+            "limits.auth_failures_per_ip",
+            file.auth_failures_per_ip.as_ref(),
+            d.auth_failures_per_ip,
+            errors,
+        ),
     }
+}
+
+/// A per-IP rate: `ops_per_sec = 0` turns it off; `burst` must be at least 1.
+fn ip_rate(
+    key: &str,
+    file: Option<&FileRate>,
+    default: Option<RateSettings>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<RateSettings> {
+    let Some(rate) = file else {
+        return default;
+    };
+    if rate.ops_per_sec == 0 {
+        return None;
+    }
+    Some(RateSettings {
+        ops_per_sec: rate.ops_per_sec,
+        burst: nonzero(&format!("{key}.burst"), Some(rate.burst), 1, errors),
+    })
 }
 
 /// `[[users]]` in file order.

@@ -151,6 +151,13 @@ pub struct Limits {
     pub idle_timeout: Option<Duration>,
     /// What happens to a command over its user's rate.
     pub rate_mode: RateMode,
+    /// New connections from one IP address; over it a connection is closed
+    /// before its TLS handshake. `None` = off (`ops_per_sec = 0`).
+    pub conn_rate_per_ip: Option<RateSettings>,
+    /// Failed `AUTH`/`HELLO AUTH` from one IP address; over it the failing
+    /// connection waits (is not read, gets no reply) until a token is due.
+    /// `None` = off (`ops_per_sec = 0`).
+    pub auth_failures_per_ip: Option<RateSettings>,
 }
 
 impl Default for Limits {
@@ -165,6 +172,14 @@ impl Default for Limits {
             handshake_timeout: Duration::from_millis(10_000),
             idle_timeout: None,
             rate_mode: RateMode::Delay,
+            conn_rate_per_ip: Some(RateSettings {
+                ops_per_sec: 1_000,
+                burst: 2_000,
+            }),
+            auth_failures_per_ip: Some(RateSettings {
+                ops_per_sec: 10,
+                burst: 100,
+            }),
         }
     }
 }

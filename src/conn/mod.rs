@@ -11,29 +11,38 @@
 
 mod acl_cmds;
 pub mod audit;
+mod io;
 pub mod policy;
 pub mod session;
 pub mod slots;
+pub mod stream;
 
-use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::acl::Users;
+use crate::command::{ChannelRef, KeyRef};
 use crate::config::Config;
+use crate::limits::rate::{Gate, Rates, Verdict};
+use crate::limits::report::Reporter;
+use crate::limits::Admission;
+use crate::metrics::Limit;
 use crate::resp::reply::{ReplyScan, ReplyScanner};
-use crate::resp::request::{RequestScan, RequestScanner, ScanLimits};
+use crate::resp::request::{ProtocolError, RequestScan, RequestScanner, ScanLimits};
 use crate::upstream::{self, UpstreamStream};
+use io::{pump, pump_opt, read_into, read_opt, shrink, tick, READ_CHUNK};
 use session::{replies, Decided, Decision, Session};
 use slots::{Emit, LocalReply, ReplySlots, SlotKind};
+use stream::Passthrough;
 
-/// Bytes asked of each client or upstream read.
-const READ_CHUNK: usize = 16 * 1024;
 /// Unsent client output above which the upstream is not read.
 const CLIENT_OUT_HIGH: usize = 1 << 20;
 /// Unsent upstream output above which the client is not read.
@@ -42,8 +51,6 @@ const UPSTREAM_OUT_HIGH: usize = 1 << 20;
 const MAX_SLOTS: usize = 1 << 16;
 /// A partial upstream frame this large is sent on before it is complete.
 const STREAM_MIN: usize = 64 * 1024;
-/// Buffers grown past this are given back when they empty.
-const SHRINK_ABOVE: usize = 256 * 1024;
 
 /// What every connection shares (replaced whole on reload).
 #[derive(Debug)]
@@ -54,6 +61,12 @@ pub struct Shared {
     pub users: Arc<Users>,
     /// The `ACL LOG` shared by every connection.
     pub acl_log: Arc<crate::acl::log::AclLog>,
+    /// Open connections in total, per IP and per user (kept across reloads).
+    pub admission: Arc<Admission>,
+    /// Rate gates: users' `rate`, per-IP connection and auth-failure rates.
+    pub rates: Arc<Rates>,
+    /// Counts and logs every limit hit (kept across reloads).
+    pub reporter: Arc<Reporter>,
 }
 
 /// Who a new connection is, as the server learned it.
@@ -97,6 +110,29 @@ where
         log: Arc::clone(&shared.acl_log),
         client: label,
     };
+    let start_user = cert_user
+        .clone()
+        .or_else(|| shared.users.implicit_default().cloned());
+    let user_slot = match &start_user {
+        Some(u) => {
+            let max = shared.users.limits(&u.name).max_clients;
+            match shared.admission.admit_user(&u.name, max) {
+                Some(slot) => Some(slot),
+                None => {
+                    shared
+                        .reporter
+                        .hit(Limit::UserMaxClients, peer, Some(&u.name), "connect");
+                    refuse(client_w, replies::MAX_CLIENTS).await;
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
+    let session = Session::new(cert_user)
+        .with_audit(audit)
+        .with_admission(Arc::clone(&shared.admission), user_slot);
+    let idle_timeout = shared.config.limits.idle_timeout;
     let mut conn = Conn {
         shared,
         peer,
@@ -106,7 +142,7 @@ where
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         out: BytesMut::new(),
         scanner: RequestScanner::new(limits),
-        session: Session::new(cert_user).with_audit(audit),
+        session,
         slots: ReplySlots::new(),
         upstream: None,
         up_out: BytesMut::new(),
@@ -115,12 +151,31 @@ where
         streaming: false,
         closing: false,
         client_eof: false,
+        passthrough: None,
+        rate: None,
+        pause: None,
+        auth_debt: None,
+        idle_timeout,
+        idle_timer: None,
+        last_active: Instant::now(),
+        keys: Vec::new(),
+        channels: Vec::new(),
     };
     match conn.run(&shutdown).await {
         Ok(()) => debug!(%peer, "client disconnected"),
         Err(e) => debug!(%peer, error = %e, "client connection ended"),
     }
     conn.close().await;
+}
+
+/// Answers `reply` to a client refused at connect, then closes.
+pub async fn refuse<W: AsyncWrite + Unpin>(mut w: W, reply: &[u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = w.write_all(reply).await;
+        let _ = w.flush().await;
+        let _ = w.shutdown().await;
+    })
+    .await;
 }
 
 /// A process-wide connection counter, like Redis's client ids.
@@ -158,28 +213,45 @@ struct Conn<S> {
     /// Stop reading commands; close once everything queued is written.
     closing: bool,
     client_eof: bool,
+    /// The rest of a large command decided before it all arrived.
+    passthrough: Option<Passthrough>,
+    /// The current user (its address, only compared) and its rate gate, if any.
+    rate: Option<(usize, Option<Arc<Gate>>)>,
+    /// Not reading or running commands until this fires (rate delay, auth throttle).
+    pause: Option<Pin<Box<Sleep>>>,
+    /// A failed AUTH whose reply waits for a token of the per-IP failure rate.
+    auth_debt: Option<Decided>,
+    idle_timeout: Option<Duration>,
+    idle_timer: Option<Pin<Box<Sleep>>>,
+    /// Last byte read from or written to the client.
+    last_active: Instant,
+    keys: Vec<KeyRef>,
+    channels: Vec<ChannelRef>,
 }
 
 /// What woke the loop.
 enum Event {
-    ClientWrote(io::Result<()>),
-    UpstreamWrote(io::Result<()>),
-    UpstreamRead(io::Result<usize>),
-    ClientRead(io::Result<usize>),
+    ClientWrote(std::io::Result<()>),
+    UpstreamWrote(std::io::Result<()>),
+    UpstreamRead(std::io::Result<usize>),
+    ClientRead(std::io::Result<usize>),
+    Resume,
+    IdleCheck,
     Drain,
     Abort,
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
-    async fn run(&mut self, shutdown: &Shutdown) -> io::Result<()> {
+    async fn run(&mut self, shutdown: &Shutdown) -> std::io::Result<()> {
         let mut draining = false;
         loop {
             self.process_commands().await;
             self.process_replies();
-            let idle = self.slots.is_empty() && self.up_out.is_empty();
+            let quiet = self.slots.is_empty() && self.up_out.is_empty();
             if self.out.is_empty()
                 && !self.client_dirty
-                && idle
+                && quiet
+                && self.pause.is_none()
                 && (self.closing || self.client_eof || draining)
             {
                 return Ok(());
@@ -187,6 +259,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             let read_client = !self.closing
                 && !self.client_eof
                 && !draining
+                && self.pause.is_none()
                 && self.out.len() < CLIENT_OUT_HIGH
                 && self.up_out.len() < UPSTREAM_OUT_HIGH
                 && self.slots.len() < MAX_SLOTS;
@@ -196,6 +269,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             if !read_client && !read_upstream && !write_client && !write_upstream && draining {
                 return Ok(());
             }
+            let idle_watch = self.idle_watch(quiet && !write_client);
+            let paused = self.pause.is_some();
             let event = {
                 let up = self.upstream.as_mut();
                 let (up_r, up_w) = match up {
@@ -208,12 +283,17 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                     r = pump_opt(up_w, &mut self.up_out), if write_upstream => Event::UpstreamWrote(r),
                     r = read_opt(up_r, &mut self.up_in), if read_upstream => Event::UpstreamRead(r),
                     r = read_into(&mut self.client_r, &mut self.inbuf), if read_client => Event::ClientRead(r),
+                    _ = tick(&mut self.pause), if paused => Event::Resume,
+                    _ = tick(&mut self.idle_timer), if idle_watch => Event::IdleCheck,
                     _ = shutdown.drain.cancelled(), if !draining => Event::Drain,
                     _ = shutdown.abort.cancelled() => Event::Abort,
                 }
             };
             match event {
-                Event::ClientWrote(r) => r?,
+                Event::ClientWrote(r) => {
+                    r?;
+                    self.last_active = Instant::now();
+                }
                 Event::UpstreamWrote(Ok(())) => shrink(&mut self.up_out),
                 Event::UpstreamWrote(Err(e)) | Event::UpstreamRead(Err(e)) => {
                     self.upstream_lost(&e.to_string())
@@ -221,48 +301,169 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 Event::UpstreamRead(Ok(0)) => self.upstream_lost("closed by upstream"),
                 Event::UpstreamRead(Ok(_)) => {}
                 Event::ClientRead(Ok(0)) => self.client_eof = true,
-                Event::ClientRead(Ok(_)) => {}
+                Event::ClientRead(Ok(_)) => self.last_active = Instant::now(),
                 Event::ClientRead(Err(e)) => return Err(e),
+                Event::Resume => self.resume().await,
+                Event::IdleCheck => {
+                    if self.idle_expired() {
+                        return Ok(());
+                    }
+                }
                 Event::Drain => draining = true,
                 Event::Abort => {
                     self.slots
                         .fail_upstream(&mut self.out, replies::SHUTTING_DOWN);
                     self.upstream = None;
                     self.closing = true;
-                    let _ = tokio::time::timeout(
-                        std::time::Duration::from_secs(1),
-                        self.flush_client(),
-                    )
-                    .await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_client()).await;
                     return Ok(());
                 }
             }
         }
     }
 
-    /// Scans complete commands out of `inbuf` and applies each decision.
+    /// True when `idle_timeout_s` applies now: nothing in flight or to write
+    /// (`quiet`), not subscribed, not MONITORing, not paused by the proxy.
+    /// Arms the idle timer if it is not armed.
+    fn idle_watch(&mut self, quiet: bool) -> bool {
+        let Some(idle) = self.idle_timeout else {
+            return false;
+        };
+        let watch = quiet
+            && !self.slots.subscribed()
+            && !self.slots.monitoring()
+            && self.pause.is_none()
+            && self.passthrough.is_none();
+        if watch && self.idle_timer.is_none() {
+            self.idle_timer = Some(Box::pin(tokio::time::sleep_until(self.last_active + idle)));
+        }
+        watch
+    }
+
+    /// The idle timer fired: true (close, like Redis: no reply) when the client
+    /// really was idle that long; otherwise the timer is moved to the new deadline.
+    fn idle_expired(&mut self) -> bool {
+        let Some(idle) = self.idle_timeout else {
+            return false;
+        };
+        let deadline = self.last_active + idle;
+        if Instant::now() >= deadline {
+            let user = self
+                .session
+                .user(&self.shared.users)
+                .map(|u| u.name.clone());
+            self.shared.reporter.hit(
+                Limit::IdleTimeout,
+                self.peer,
+                user.as_deref(),
+                "closed idle client",
+            );
+            return true;
+        }
+        if let Some(t) = self.idle_timer.as_mut() {
+            t.as_mut().reset(deadline);
+        }
+        false
+    }
+
+    /// Stops reading and running commands for `wait`.
+    fn pause_for(&mut self, wait: Duration) {
+        self.pause = Some(Box::pin(tokio::time::sleep(wait)));
+    }
+
+    /// A pause is over. A failed AUTH waiting for the per-IP failure rate gets
+    /// its reply once a token is taken; until then the pause goes on.
+    async fn resume(&mut self) {
+        self.pause = None;
+        let Some(decided) = self.auth_debt.take() else {
+            return;
+        };
+        match self.shared.rates.auth_failure(self.peer.ip()) {
+            Ok(()) => {
+                let mut failed = false;
+                self.apply(decided, 0..0, &mut failed).await;
+            }
+            Err(wait) => {
+                self.auth_debt = Some(decided);
+                self.pause_for(wait);
+            }
+        }
+    }
+
+    /// The rate gate of the user commands run as now, if it has one.
+    fn rate_gate(&mut self, users: &Users) -> Option<Arc<Gate>> {
+        let user = self.session.user(users);
+        let key = user.map_or(0, |u| Arc::as_ptr(u) as usize);
+        match &self.rate {
+            Some((k, gate)) if *k == key => gate.clone(),
+            _ => {
+                let gate = user.and_then(|u| self.shared.rates.user(&u.name)).cloned();
+                self.rate = Some((key, gate.clone()));
+                gate
+            }
+        }
+    }
+
+    /// Scans commands out of `inbuf` and applies each decision, until the
+    /// buffer ends in an incomplete command or the connection pauses or closes.
     async fn process_commands(&mut self) {
+        if self.pause.is_some() {
+            // Replies to commands run before the pause still go out.
+            self.slots.drain_local(&mut self.out);
+            return;
+        }
         let mut pos = 0;
         let mut upstream_failed = false;
         let users = Arc::clone(&self.shared.users);
-        while !self.closing && pos < self.inbuf.len() {
+        while !self.closing && self.pause.is_none() && pos < self.inbuf.len() {
+            if let Some(p) = self.passthrough.as_mut() {
+                let n = p.remaining.min(self.inbuf.len() - pos);
+                if p.forward {
+                    self.up_out.extend_from_slice(&self.inbuf[pos..pos + n]);
+                }
+                p.remaining -= n;
+                pos += n;
+                if p.remaining == 0 {
+                    self.passthrough = None;
+                }
+                continue;
+            }
+            let gate = self.rate_gate(&users);
             let unauth = !self.session.authenticated(&users);
             let rest = &self.inbuf[pos..];
-            let (len, decided) = match self.scanner.scan(rest, unauth) {
-                Ok(RequestScan::Complete(n)) => {
-                    (n, self.session.decide(self.scanner.args(rest), &users))
+            let len = match self.scanner.scan(rest, unauth) {
+                Ok(RequestScan::Complete(n)) => n,
+                Ok(RequestScan::Incomplete) => {
+                    match self
+                        .stream_request(pos, gate, &users, &mut upstream_failed)
+                        .await
+                    {
+                        Some(n) => {
+                            pos += n;
+                            continue;
+                        }
+                        None => break,
+                    }
                 }
-                Ok(RequestScan::Incomplete) => break,
                 Err(e) => {
-                    warn!(peer = %self.peer, reason = %e, "protocol error, closing client");
-                    self.slots.push_local(LocalReply::Owned(e.reply().into()));
-                    self.closing = true;
+                    self.protocol_error(&e);
                     break;
                 }
             };
+            if !self
+                .rate_allows(gate.as_deref(), pos..pos + len, &mut upstream_failed)
+                .await
+            {
+                if self.pause.is_none() {
+                    pos += len;
+                }
+                continue;
+            }
+            let rest = &self.inbuf[pos..];
+            let decided = self.session.decide(self.scanner.args(rest), &users);
             let command = pos..pos + len;
             pos += len;
-            self.apply(decided, command, &mut upstream_failed).await;
+            self.settle(decided, command, &mut upstream_failed).await;
         }
         self.inbuf.advance(pos);
         if self.inbuf.is_empty() {
@@ -271,27 +472,166 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         self.slots.drain_local(&mut self.out);
     }
 
+    /// Applies the user's rate to the command at `command`: true to run it;
+    /// false when it was answered `-ERR rate limit exceeded` (reject mode) or
+    /// the connection paused until a token is due (delay mode).
+    async fn rate_allows(
+        &mut self,
+        gate: Option<&Gate>,
+        command: std::ops::Range<usize>,
+        upstream_failed: &mut bool,
+    ) -> bool {
+        let Some(gate) = gate else {
+            return true;
+        };
+        let verdict = gate.verdict(self.shared.config.limits.rate_mode);
+        if verdict == Verdict::Go {
+            return true;
+        }
+        let user = self
+            .session
+            .user(&self.shared.users)
+            .map(|u| u.name.clone());
+        match verdict {
+            Verdict::Wait(wait) => {
+                self.shared
+                    .reporter
+                    .hit(Limit::RateDelay, self.peer, user.as_deref(), "paused");
+                self.pause_for(wait);
+            }
+            _ => {
+                self.shared
+                    .reporter
+                    .hit(Limit::RateReject, self.peer, user.as_deref(), "rejected");
+                let decided = self.session.refuse(replies::RATE_LIMITED);
+                self.apply(decided, command, upstream_failed).await;
+            }
+        }
+        false
+    }
+
+    /// Acts on what a decision did besides its reply (a failed AUTH under the
+    /// per-IP failure rate, a user cap), then applies it.
+    async fn settle(
+        &mut self,
+        decided: Decided,
+        command: std::ops::Range<usize>,
+        upstream_failed: &mut bool,
+    ) -> bool {
+        let events = self.session.take_events();
+        if let Some(user) = events.user_cap {
+            self.shared
+                .reporter
+                .hit(Limit::UserMaxClients, self.peer, Some(&user), "auth");
+        }
+        if events.auth_failed {
+            if let Err(wait) = self.shared.rates.auth_failure(self.peer.ip()) {
+                self.shared.reporter.hit(
+                    Limit::AuthFailuresPerIp,
+                    self.peer,
+                    None,
+                    "reply delayed",
+                );
+                self.auth_debt = Some(decided);
+                self.pause_for(wait);
+                return false;
+            }
+        }
+        self.apply(decided, command, upstream_failed).await
+    }
+
+    /// Malformed or oversized input: Redis's error, then close.
+    fn protocol_error(&mut self, e: &ProtocolError) {
+        let limit = match e {
+            ProtocolError::TooBigInline
+            | ProtocolError::TooBigMbulkCount
+            | ProtocolError::TooBigBulkCount => Limit::MaxInlineLen,
+            ProtocolError::InvalidMultibulkLength => Limit::MaxMultibulkLen,
+            ProtocolError::InvalidBulkLength => Limit::MaxBulkLen,
+            ProtocolError::UnauthenticatedMultibulkLength => Limit::UnauthMultibulkLen,
+            ProtocolError::UnauthenticatedBulkLength => Limit::UnauthBulkLen,
+            ProtocolError::QueryBufferFull => Limit::MaxQueryBuffer,
+            ProtocolError::ExpectedDollar(_) | ProtocolError::UnbalancedQuotes => {
+                Limit::ProtocolError
+            }
+        };
+        let user = self
+            .session
+            .user(&self.shared.users)
+            .map(|u| u.name.clone());
+        self.shared
+            .reporter
+            .hit(limit, self.peer, user.as_deref(), &e.to_string());
+        self.slots.push_local(LocalReply::Owned(e.reply().into()));
+        self.closing = true;
+    }
+
+    /// The command at `pos` is incomplete: when it is large and its last
+    /// argument still arriving, decide it now and pass the rest through
+    /// ([`stream`]). Returns the bytes consumed.
+    async fn stream_request(
+        &mut self,
+        pos: usize,
+        gate: Option<Arc<Gate>>,
+        users: &Users,
+        upstream_failed: &mut bool,
+    ) -> Option<usize> {
+        let rest = &self.inbuf[pos..];
+        let early = stream::early(&self.scanner, rest, &mut self.keys, &mut self.channels)?;
+        let held = rest.len();
+        if !self
+            .rate_allows(gate.as_deref(), pos..pos, upstream_failed)
+            .await
+        {
+            if self.pause.is_some() {
+                return None;
+            }
+            // Rejected: drop what arrived and what is still to come.
+            self.scanner.reset();
+            self.passthrough = Some(Passthrough {
+                remaining: early.remaining,
+                forward: false,
+            });
+            return Some(held);
+        }
+        let decided = self.session.decide(early.args(), users);
+        let own_bytes = matches!(decided.decision, Decision::Forward(_));
+        let forwarded = self.settle(decided, pos..pos + held, upstream_failed).await;
+        self.scanner.reset();
+        self.passthrough = Some(Passthrough {
+            remaining: early.remaining,
+            forward: forwarded && own_bytes,
+        });
+        Some(held)
+    }
+
+    /// Applies one decision; true when the command's bytes went upstream.
     async fn apply(
         &mut self,
         decided: Decided,
         command: std::ops::Range<usize>,
         upstream_failed: &mut bool,
-    ) {
+    ) -> bool {
         let Decided { decision, suppress } = decided;
         let (bytes, kind, emit) = match decision {
-            Decision::Nothing => return,
+            Decision::Nothing => return false,
             Decision::Local(r) => {
                 if !suppress {
                     self.slots.push_local(r);
                 }
-                return;
+                return false;
             }
             Decision::Quit => {
                 if !suppress {
                     self.slots.push_local(LocalReply::Static(replies::OK));
                 }
                 self.closing = true;
-                return;
+                return false;
+            }
+            Decision::Refuse(reply) => {
+                self.slots.push_local(LocalReply::Static(reply));
+                self.closing = true;
+                return false;
             }
             Decision::Forward(kind) => (None, kind, Emit::Pass),
             Decision::ForwardInstead(b, kind, emit) => (Some(b), kind, emit),
@@ -304,7 +644,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 self.slots
                     .push_local(LocalReply::Static(replies::UPSTREAM_UNAVAILABLE));
             }
-            return;
+            return false;
         }
         match &bytes {
             Some(b) => self.up_out.extend_from_slice(b),
@@ -319,6 +659,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 self.slots.push_upstream(SlotKind::Plain, Emit::Drop);
             }
         }
+        true
     }
 
     async fn connect_upstream(&mut self) -> bool {
@@ -400,7 +741,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         self.closing = true;
     }
 
-    async fn flush_client(&mut self) -> io::Result<()> {
+    async fn flush_client(&mut self) -> std::io::Result<()> {
         while !self.out.is_empty() || self.client_dirty {
             pump(&mut self.client_w, &mut self.out, &mut self.client_dirty).await?;
         }
@@ -414,62 +755,5 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             let _ = self.client_w.shutdown().await;
         })
         .await;
-    }
-}
-
-/// Writes some of `buf`, or flushes once it is empty.
-async fn pump<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    buf: &mut BytesMut,
-    dirty: &mut bool,
-) -> io::Result<()> {
-    if buf.is_empty() {
-        w.flush().await?;
-        *dirty = false;
-        return Ok(());
-    }
-    let n = w.write(buf).await?;
-    if n == 0 {
-        return Err(io::ErrorKind::WriteZero.into());
-    }
-    buf.advance(n);
-    *dirty = true;
-    if buf.is_empty() {
-        shrink(buf);
-    }
-    Ok(())
-}
-
-async fn pump_opt<W: AsyncWrite + Unpin>(w: Option<&mut W>, buf: &mut BytesMut) -> io::Result<()> {
-    let Some(w) = w else {
-        return std::future::pending().await;
-    };
-    let n = w.write(buf).await?;
-    if n == 0 {
-        return Err(io::ErrorKind::WriteZero.into());
-    }
-    buf.advance(n);
-    Ok(())
-}
-
-async fn read_into<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> io::Result<usize> {
-    buf.reserve(READ_CHUNK);
-    r.read_buf(buf).await
-}
-
-async fn read_opt<R: AsyncRead + Unpin>(
-    r: Option<&mut R>,
-    buf: &mut BytesMut,
-) -> io::Result<usize> {
-    match r {
-        Some(r) => read_into(r, buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Gives back a large, now empty buffer.
-fn shrink(buf: &mut BytesMut) {
-    if buf.is_empty() && buf.capacity() > SHRINK_ABOVE {
-        *buf = BytesMut::new();
     }
 }

@@ -16,6 +16,7 @@ use crate::acl::check::CheckScratch;
 use crate::acl::check::Denial;
 use crate::acl::log::Reason;
 use crate::acl::{User, Users};
+use crate::limits::{Admission, UserSlot};
 use crate::resp::num::string2ll;
 use crate::resp::reply::PubSubKind;
 use crate::resp::request::Args;
@@ -53,6 +54,10 @@ pub mod replies {
     pub const UPSTREAM_LOST: &[u8] = b"-ERR upstream connection lost\r\n";
     /// In flight when the proxy's shutdown grace ran out.
     pub const SHUTTING_DOWN: &[u8] = b"-ERR proxy shutting down\r\n";
+    /// A connection cap is full (Redis's maxclients text); the connection closes.
+    pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
+    /// A command over its user's rate with `rate_mode = "reject"`.
+    pub const RATE_LIMITED: &[u8] = b"-ERR rate limit exceeded\r\n";
 }
 
 /// `DISCARD`, sent instead of a dirty `EXEC`.
@@ -71,6 +76,8 @@ pub enum Decision {
     Local(LocalReply),
     /// `QUIT`: answer `+OK`, then close.
     Quit,
+    /// Answer this error, then close (a connection cap).
+    Refuse(&'static [u8]),
     /// No reply and nothing forwarded (empty command, `CLIENT REPLY OFF|SKIP`).
     Nothing,
 }
@@ -97,6 +104,20 @@ pub struct Session {
     audit: Audit,
     /// Set when a `HELLO 3` is sent (for `ACL LOG`'s map replies).
     resp3: bool,
+    /// Open connections per user, for users' `max_clients`.
+    admission: Arc<Admission>,
+    /// This connection's place among its current user's connections.
+    user_slot: Option<UserSlot>,
+    events: Events,
+}
+
+/// What the last decisions did that the connection must act on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Events {
+    /// An `AUTH`/`HELLO AUTH` failed (for the per-IP failure throttle).
+    pub auth_failed: bool,
+    /// Authentication succeeded but this user's `max_clients` are open.
+    pub user_cap: Option<String>,
 }
 
 fn local(b: &'static [u8]) -> Decision {
@@ -116,6 +137,69 @@ impl Session {
             scratch: CheckScratch::default(),
             audit: Audit::default(),
             resp3: false,
+            admission: Arc::default(),
+            user_slot: None,
+            events: Events::default(),
+        }
+    }
+
+    /// Counts users' connections in `admission`; `slot` is the place the
+    /// connection already holds for the user it starts as.
+    pub fn with_admission(mut self, admission: Arc<Admission>, slot: Option<UserSlot>) -> Self {
+        self.admission = admission;
+        self.user_slot = slot;
+        self
+    }
+
+    /// What the decisions since the last call did that the connection acts on.
+    pub fn take_events(&mut self) -> Events {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A command refused before it was looked at (over the user's rate): it
+    /// answers `reply` in its position (unless `CLIENT REPLY` hides it) and,
+    /// inside MULTI, fails the transaction like any refused command.
+    pub fn refuse(&mut self, reply: &'static [u8]) -> Decided {
+        let suppress = std::mem::take(&mut self.skip_next) || self.reply_off;
+        if self.in_multi {
+            self.multi_dirty = true;
+        }
+        Decided {
+            decision: local(reply),
+            suppress,
+        }
+    }
+
+    /// Switches to `user` if one of its places is free; else records the refusal.
+    fn become_user(&mut self, user: &Arc<User>, users: &Users) -> bool {
+        if self
+            .user_slot
+            .as_ref()
+            .is_some_and(|s| s.user() == user.name)
+        {
+            self.user = Some(Arc::clone(user));
+            return true;
+        }
+        let max = users.limits(&user.name).max_clients;
+        match self.admission.admit_user(&user.name, max) {
+            Some(slot) => {
+                self.user_slot = Some(slot);
+                self.user = Some(Arc::clone(user));
+                true
+            }
+            None => {
+                self.events.user_cap = Some(user.name.clone());
+                false
+            }
+        }
+    }
+
+    /// After `RESET`: hold a place for the user the connection is back to
+    /// (it started as that user, so the place is not refused).
+    fn reslot(&mut self, users: &Users) {
+        let name = self.user(users).map(|u| u.name.clone());
+        if self.user_slot.as_ref().map(|s| s.user()) != name.as_deref() {
+            self.user_slot = name.and_then(|n| self.admission.admit_user(&n, None));
         }
     }
 
@@ -194,6 +278,7 @@ impl Session {
             self.reply_off = false;
             self.resp3 = false;
             *suppress = false;
+            self.reslot(users);
             return if authed {
                 Decision::Forward(SlotKind::Reset)
             } else {
@@ -335,13 +420,12 @@ impl Session {
             _ => return local(replies::SYNTAX),
         };
         match users.authenticate(user, password) {
-            Some(u) => {
-                self.user = Some(u);
-                local(replies::OK)
-            }
+            Some(u) if self.become_user(&u, users) => local(replies::OK),
+            Some(_) => Decision::Refuse(replies::MAX_CLIENTS),
             None => {
                 let typed = args.get(0).unwrap_or_default();
                 self.audit.auth_failed(self.in_multi, typed, user);
+                self.events.auth_failed = true;
                 local(replies::WRONGPASS)
             }
         }
@@ -377,10 +461,12 @@ impl Session {
         }
         if let Some((user, password)) = credentials {
             match users.authenticate(user, password) {
-                Some(u) => self.user = Some(u),
+                Some(u) if self.become_user(&u, users) => {}
+                Some(_) => return Decision::Refuse(replies::MAX_CLIENTS),
                 None => {
                     let typed = args.get(0).unwrap_or_default();
                     self.audit.auth_failed(self.in_multi, typed, user);
+                    self.events.auth_failed = true;
                     return local(replies::WRONGPASS);
                 }
             }

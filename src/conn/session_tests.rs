@@ -3,6 +3,11 @@ use crate::config::UserEntry;
 use crate::resp::request::{RequestScan, RequestScanner, ScanLimits};
 
 fn users(entries: &[(&str, &str)]) -> Users {
+    users_with(entries, |_| {})
+}
+
+/// Users built from `(name, rules)`, each entry adjusted by `edit`.
+fn users_with(entries: &[(&str, &str)], edit: impl Fn(&mut UserEntry)) -> Users {
     let mut cfg = crate::config::parse(
         "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n[upstream]\naddress = \"127.0.0.1:1\"\n",
         std::path::Path::new("/tmp/proxy.toml"),
@@ -17,6 +22,7 @@ fn users(entries: &[(&str, &str)]) -> Users {
             rate: None,
         })
         .collect();
+    cfg.users.iter_mut().for_each(edit);
     Users::from_config(&cfg).expect("users")
 }
 
@@ -45,6 +51,7 @@ fn replies(ds: &[Decided]) -> Vec<String> {
                 format!("instead {:?} {k:?} {e:?}", String::from_utf8_lossy(b))
             }
             Decision::Quit => "quit".into(),
+            Decision::Refuse(r) => format!("refuse {}", String::from_utf8_lossy(r).trim_end()),
             Decision::Nothing => "nothing".into(),
         } + if d.suppress { " (suppressed)" } else { "" })
         .collect()
@@ -196,4 +203,53 @@ fn error_texts_stop_at_nul_like_c() {
             "-ERR Unknown category 'ab'",
         ]
     );
+}
+
+#[test]
+fn auth_over_a_users_max_clients_is_refused_and_the_connection_stays_unauthenticated() {
+    let u = users_with(&[("app", "on >pw ~* +@all")], |e| e.max_clients = Some(1));
+    let adm = Arc::new(crate::limits::Admission::default());
+    let mut a = Session::new(None).with_admission(Arc::clone(&adm), None);
+    let mut b = Session::new(None).with_admission(Arc::clone(&adm), None);
+    assert_eq!(replies(&run(&mut a, &u, "AUTH app pw")), ["+OK"]);
+    assert_eq!(adm.of_user("app"), 1);
+    assert_eq!(
+        replies(&run(&mut b, &u, "AUTH app pw\nHELLO 3 AUTH app pw\nGET k")),
+        [
+            "refuse -ERR max number of clients reached",
+            "refuse -ERR max number of clients reached",
+            "-NOAUTH Authentication required."
+        ]
+    );
+    assert_eq!(b.take_events().user_cap.as_deref(), Some("app"));
+    assert!(!b.authenticated(&u));
+    // Re-authenticating as the same user takes no second place.
+    assert_eq!(replies(&run(&mut a, &u, "AUTH app pw")), ["+OK"]);
+    assert_eq!(adm.of_user("app"), 1);
+    drop(a);
+    assert_eq!(adm.of_user("app"), 0);
+    assert_eq!(replies(&run(&mut b, &u, "AUTH app pw")), ["+OK"]);
+    assert_eq!(b.take_events(), Events::default());
+}
+
+#[test]
+fn failed_auth_is_reported_and_a_rate_refusal_fails_the_transaction() {
+    let u = users(&[("app", "on >pw ~* +@all")]);
+    let mut s = Session::new(None);
+    assert_eq!(
+        replies(&run(&mut s, &u, "AUTH app nope")),
+        ["-WRONGPASS invalid username-password pair or user is disabled."]
+    );
+    assert!(s.take_events().auth_failed);
+    assert!(!s.take_events().auth_failed, "taken once");
+    run(&mut s, &u, "AUTH app pw\nMULTI");
+    let refused = s.refuse(replies::RATE_LIMITED);
+    assert_eq!(replies(&[refused]), ["-ERR rate limit exceeded"]);
+    assert_eq!(
+        replies(&run(&mut s, &u, "EXEC")),
+        ["instead \"*1\\r\\n$7\\r\\nDISCARD\\r\\n\" Plain Replace(b\"-EXECABORT Transaction discarded because of previous errors.\\r\\n\")"]
+    );
+    // CLIENT REPLY SKIP hides the refusal like any reply.
+    run(&mut s, &u, "CLIENT REPLY SKIP");
+    assert!(s.refuse(replies::RATE_LIMITED).suppress);
 }

@@ -132,6 +132,11 @@ impl ReplySlots {
         self.channels + self.patterns + self.shard > 0
     }
 
+    /// True while the connection is in MONITOR mode.
+    pub fn monitoring(&self) -> bool {
+        self.monitor
+    }
+
     /// True after a successful `HELLO 3`.
     pub fn resp3(&self) -> bool {
         self.resp3

@@ -178,7 +178,27 @@ impl RequestScanner {
         }
     }
 
-    /// The arguments of the command just completed; `buf` is the buffer given to `scan`.
+    /// After [`RequestScan::Incomplete`]: when the scan stopped inside the
+    /// payload of the command's last argument, that payload's start in `buf`
+    /// and its declared length. The arguments before it are in [`Self::args`].
+    pub fn pending_last_bulk(&self) -> Option<(usize, usize)> {
+        match self.state {
+            State::Multibulk {
+                pos,
+                remaining: 1,
+                bulk: Some(len),
+            } if !self.inline => Some((pos, len)),
+            _ => None,
+        }
+    }
+
+    /// Forgets the command in progress: the next scan starts a new command.
+    pub fn reset(&mut self) {
+        self.state = State::Start;
+    }
+
+    /// The arguments of the command just completed (or, after `Incomplete`,
+    /// its arguments complete so far); `buf` is the buffer given to `scan`.
     pub fn args<'a>(&'a self, buf: &'a [u8]) -> Args<'a> {
         Args {
             src: if self.inline { &self.scratch } else { buf },
@@ -450,6 +470,11 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
+    /// Arguments at `ranges` of `src`.
+    pub fn new(src: &'a [u8], ranges: &'a [Range<usize>]) -> Self {
+        Args { src, ranges }
+    }
+
     /// Number of arguments, the command name included.
     pub fn len(&self) -> usize {
         self.ranges.len()

@@ -286,3 +286,42 @@ fn the_scanner_is_reusable_after_any_error() {
         Ok(RequestScan::Complete(14))
     );
 }
+
+#[test]
+fn pending_last_bulk_is_reported_only_inside_the_last_payload() {
+    let mut s = RequestScanner::new(ScanLimits::default());
+    let buf = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nabc";
+    assert_eq!(s.scan(buf, false), Ok(RequestScan::Incomplete));
+    let start = buf.len() - 3;
+    assert_eq!(s.pending_last_bulk(), Some((start, 100)));
+    let args: Vec<&[u8]> = s.args(buf).iter().collect();
+    assert_eq!(args, [&b"SET"[..], b"k"]);
+    // Not the last argument yet, or only its header half read: nothing to report.
+    s.reset();
+    assert_eq!(
+        s.scan(b"*3\r\n$3\r\nSET\r\n$1\r\nk", false),
+        Ok(RequestScan::Incomplete)
+    );
+    assert_eq!(s.pending_last_bulk(), None);
+    s.reset();
+    assert_eq!(
+        s.scan(b"*3\r\n$3\r\nSET\r\n$5\r\nab", false),
+        Ok(RequestScan::Incomplete)
+    );
+    assert_eq!(s.pending_last_bulk(), None);
+    s.reset();
+    assert_eq!(
+        s.scan(b"*2\r\n$3\r\nGET\r\n$10", false),
+        Ok(RequestScan::Incomplete)
+    );
+    assert_eq!(s.pending_last_bulk(), None);
+    s.reset();
+    assert_eq!(s.scan(b"SET k abc", false), Ok(RequestScan::Incomplete));
+    assert_eq!(s.pending_last_bulk(), None);
+    // After a reset the next command scans from its own start.
+    s.reset();
+    assert_eq!(
+        s.scan(b"*1\r\n$4\r\nPING\r\n", false),
+        Ok(RequestScan::Complete(14))
+    );
+}

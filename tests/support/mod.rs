@@ -21,7 +21,9 @@ pub use client::{
     TLS12_ONLY, TLS13_ONLY,
 };
 pub use pki::{TestPki, CLIENTS};
-pub use proxy::{base_config, base_config_with_server, run_cli, toml_str, Proxy, BIN};
+pub use proxy::{
+    base_config, base_config_with_server, proc_status_kib, run_cli, toml_str, Proxy, BIN,
+};
 pub use redis::RedisServer;
 pub use resp::{encode_command, parse_reply, Reply, RespConn};
 pub use rng::Rng;

@@ -24,6 +24,17 @@ pub fn run_cli(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"))
 }
 
+/// A `kB` field of `/proc/<pid>/status` (e.g. `"VmRSS"`, `"VmSize"`), in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{field}: N kB` line in {path}"))
+}
+
 /// A TOML basic string holding `text`.
 pub fn toml_str(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);

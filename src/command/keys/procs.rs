@@ -288,7 +288,7 @@ fn xread_keys<A: ArgList + ?Sized>(args: &A, out: &mut Vec<KeyRef>) {
     }
     let Some(pos) = streams else { return };
     let rest = argc - pos - 1;
-    if rest == 0 || rest % 2 != 0 {
+    if rest == 0 || !rest.is_multiple_of(2) {
         return;
     }
     let num = rest / 2;

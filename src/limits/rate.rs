@@ -1,0 +1,285 @@
+//! GCRA rate gates built on `governor`: one per user with a `rate` (shared by
+//! all of that user's connections), and per-IP gates for new connections and
+//! failed authentications. Generic over governor's clock so tests drive them
+//! with [`governor::clock::FakeRelativeClock`].
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use crate::config::{RateMode, RateSettings};
+
+/// What to do with one command under a user's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the rate: go on.
+    Go,
+    /// Over the rate, `rate_mode = "reject"`: answer `-ERR rate limit exceeded`.
+    Reject,
+    /// Over the rate, `rate_mode = "delay"`: stop reading for this long, then ask again.
+    Wait(Duration),
+}
+
+fn quota(s: RateSettings) -> Quota {
+    let per_sec = NonZeroU32::new(s.ops_per_sec).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(s.burst).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(per_sec).allow_burst(burst)
+}
+
+/// One shared GCRA bucket (a user's `rate`).
+#[derive(Debug)]
+pub struct Gate<C: Clock = DefaultClock> {
+    limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
+    settings: RateSettings,
+}
+
+impl Gate {
+    /// A gate on the real clock.
+    pub fn new(settings: RateSettings) -> Self {
+        Gate::with_clock(settings, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Gate<C> {
+    /// A gate on `clock`.
+    pub fn with_clock(settings: RateSettings, clock: C) -> Self {
+        Gate {
+            limiter: RateLimiter::direct_with_clock(quota(settings), clock.clone()),
+            clock,
+            settings,
+        }
+    }
+
+    /// The settings this gate was built from.
+    pub fn settings(&self) -> RateSettings {
+        self.settings
+    }
+
+    /// Takes a token, or says how long until one is due (nothing is taken then).
+    pub fn check(&self) -> Result<(), Duration> {
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// [`Gate::check`] turned into what a command gets under `mode`.
+    pub fn verdict(&self, mode: RateMode) -> Verdict {
+        match (self.check(), mode) {
+            (Ok(()), _) => Verdict::Go,
+            (Err(_), RateMode::Reject) => Verdict::Reject,
+            // A zero wait would spin: always wait at least a millisecond.
+            (Err(wait), RateMode::Delay) => Verdict::Wait(wait.max(Duration::from_millis(1))),
+        }
+    }
+}
+
+/// One GCRA bucket per key (per client IP address).
+#[derive(Debug)]
+pub struct KeyedGate<K: Hash + Eq + Clone = IpAddr, C: Clock = DefaultClock> {
+    limiter: RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
+    checks: AtomicU32,
+}
+
+/// Keys are forgotten once their bucket is full again; looked at every this many checks.
+const HOUSEKEEPING_EVERY: u32 = 4096;
+
+impl KeyedGate {
+    /// A per-IP gate on the real clock.
+    pub fn new(settings: RateSettings) -> Self {
+        KeyedGate::with_clock(settings, DefaultClock::default())
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedGate<K, C> {
+    /// A keyed gate on `clock`.
+    pub fn with_clock(settings: RateSettings, clock: C) -> Self {
+        KeyedGate {
+            limiter: RateLimiter::dashmap_with_clock(quota(settings), clock.clone()),
+            clock,
+            checks: AtomicU32::new(0),
+        }
+    }
+
+    /// Takes a token for `key`, or says how long until one is due.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % HOUSEKEEPING_EVERY
+            == HOUSEKEEPING_EVERY - 1
+        {
+            // Memory follows active addresses, not every address ever seen.
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        self.limiter
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Keys currently remembered.
+    pub fn len(&self) -> usize {
+        self.limiter.len()
+    }
+
+    /// True when no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Every rate gate of one configuration.
+#[derive(Debug, Default)]
+pub struct Rates {
+    users: std::collections::HashMap<String, std::sync::Arc<Gate>>,
+    conn_rate_per_ip: Option<KeyedGate>,
+    auth_failures_per_ip: Option<KeyedGate>,
+}
+
+impl Rates {
+    /// The gates `config` asks for: users' `rate`, `limits.conn_rate_per_ip`,
+    /// `limits.auth_failures_per_ip`.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Rates {
+            users: config
+                .users
+                .iter()
+                .filter_map(|u| Some((u.name.clone(), std::sync::Arc::new(Gate::new(u.rate?)))))
+                .collect(),
+            conn_rate_per_ip: config.limits.conn_rate_per_ip.map(KeyedGate::new),
+            auth_failures_per_ip: config.limits.auth_failures_per_ip.map(KeyedGate::new),
+        }
+    }
+
+    /// The gate shared by `user`'s connections, if it has a `rate`.
+    pub fn user(&self, user: &str) -> Option<&std::sync::Arc<Gate>> {
+        self.users.get(user)
+    }
+
+    /// A new connection from `ip`: `Err` when over `conn_rate_per_ip`.
+    pub fn new_connection(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.conn_rate_per_ip
+            .as_ref()
+            .map_or(Ok(()), |g| g.check(&ip))
+    }
+
+    /// A failed authentication from `ip`: `Err(wait)` when over `auth_failures_per_ip`.
+    pub fn auth_failure(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.auth_failures_per_ip
+            .as_ref()
+            .map_or(Ok(()), |g| g.check(&ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::{FakeRelativeClock, Reference};
+
+    fn settings(ops_per_sec: u32, burst: u32) -> RateSettings {
+        RateSettings { ops_per_sec, burst }
+    }
+
+    /// Reject mode over `secs` seconds of commands every `step`: passes about
+    /// rate x time + burst.
+    #[test]
+    fn reject_mode_passes_rate_times_time_plus_burst() {
+        for (rate, burst, secs) in [(100, 10, 5), (1000, 500, 3), (7, 1, 20), (50, 50, 10)] {
+            let clock = FakeRelativeClock::default();
+            let gate = Gate::with_clock(settings(rate, burst), clock.clone());
+            let step = Duration::from_micros(250);
+            let steps = secs * 4000;
+            let mut passed = 0u64;
+            for _ in 0..steps {
+                match gate.verdict(RateMode::Reject) {
+                    Verdict::Go => passed += 1,
+                    Verdict::Reject => {}
+                    Verdict::Wait(_) => unreachable!(),
+                }
+                clock.advance(step);
+            }
+            let expected = u64::from(rate) * secs as u64 + u64::from(burst);
+            assert!(
+                passed.abs_diff(expected) <= 1,
+                "rate {rate} burst {burst} over {secs}s: passed {passed}, expected {expected}"
+            );
+        }
+    }
+
+    /// Delay mode: a client that waits as told gets every command through, and
+    /// the time it took is (n - burst) / rate.
+    #[test]
+    fn delay_mode_lets_everything_through_at_the_rate() {
+        for (rate, burst, n) in [(100u32, 10u32, 1000u32), (3, 5, 50), (1000, 1, 5000)] {
+            let clock = FakeRelativeClock::default();
+            let gate = Gate::with_clock(settings(rate, burst), clock.clone());
+            let start = clock.now();
+            let mut waits = 0;
+            let mut done = 0;
+            while done < n {
+                match gate.verdict(RateMode::Delay) {
+                    Verdict::Go => done += 1,
+                    Verdict::Wait(d) => {
+                        waits += 1;
+                        clock.advance(d);
+                    }
+                    Verdict::Reject => unreachable!(),
+                }
+            }
+            let took: Duration = clock.now().duration_since(start).into();
+            let ideal = Duration::from_secs_f64(f64::from(n - burst) / f64::from(rate));
+            let slack = Duration::from_millis(2);
+            assert!(
+                took + slack >= ideal && took <= ideal + slack,
+                "rate {rate} burst {burst} n {n}: took {took:?}, ideal {ideal:?}"
+            );
+            assert!(waits >= n - burst);
+        }
+    }
+
+    #[test]
+    fn a_wait_is_never_zero_and_a_refused_check_takes_nothing() {
+        let clock = FakeRelativeClock::default();
+        let gate = Gate::with_clock(settings(10, 2), clock.clone());
+        assert!(gate.check().is_ok());
+        assert!(gate.check().is_ok());
+        let wait = gate.check().unwrap_err();
+        assert_eq!(wait, Duration::from_millis(100));
+        // Asking again does not push the next token further away.
+        assert_eq!(gate.check().unwrap_err(), wait);
+        clock.advance(wait);
+        assert!(gate.check().is_ok());
+        assert!(matches!(gate.verdict(RateMode::Delay), Verdict::Wait(d) if d > Duration::ZERO));
+    }
+
+    #[test]
+    fn keyed_gates_keep_addresses_apart_and_forget_idle_ones() {
+        let clock = FakeRelativeClock::default();
+        let gate: KeyedGate<IpAddr, _> = KeyedGate::with_clock(settings(1, 3), clock.clone());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(gate.check(&a).is_ok());
+        }
+        assert_eq!(gate.check(&a).unwrap_err(), Duration::from_secs(1));
+        assert!(gate.check(&b).is_ok(), "another address has its own bucket");
+        clock.advance(Duration::from_secs(1));
+        assert!(gate.check(&a).is_ok());
+        assert!(gate.check(&a).is_err());
+        // Once every bucket is full again, housekeeping forgets the keys.
+        clock.advance(Duration::from_secs(10));
+        for i in 0..HOUSEKEEPING_EVERY {
+            let ip = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
+            let _ = gate.check(&ip);
+            clock.advance(Duration::from_secs(5));
+        }
+        assert!(gate.len() < 16, "{} keys remembered", gate.len());
+    }
+}

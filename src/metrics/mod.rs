@@ -1,0 +1,287 @@
+//! Prometheus metrics: the [`Metrics`] registry every part of the proxy bumps,
+//! and [`serve`], the small HTTP endpoint that exposes it together with
+//! `/healthz` and `/readyz`.
+//!
+//! The exposition is produced by `prometheus-client` in the OpenMetrics text
+//! format (served as [`CONTENT_TYPE`]). Families with labels show up in the
+//! output only once at least one label set exists: `limit` and `result` of
+//! reloads are created up front, so they are always present (at 0); the
+//! per-user, per-reason and per-certificate families appear with their first
+//! value.
+//!
+//! Label cardinality is the caller's job: `user` values must come from the
+//! configured users (never from unauthenticated input), `reason` from a small
+//! fixed set of strings, and `cert` from the configured certificates. Every
+//! distinct value is a new time series that lives until the process exits.
+
+mod http;
+mod labels;
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+pub use http::{serve, CONTENT_TYPE};
+pub use labels::{CommandResult, Limit};
+
+use labels::{CertLabels, CommandLabels, LimitLabels, ReasonLabels, ReloadLabels, Text};
+
+/// Upper bounds of the `portcullis_command_duration_seconds` buckets:
+/// 50 µs doubling 15 times, the last finite one at 819.2 ms (then `+Inf`).
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(50e-6, 2.0, 15)
+}
+
+/// The proxy's metrics: one registry holding every `portcullis_*` family.
+///
+/// Cheap to bump from any task: counters are atomics, and the label sets of
+/// the hot families (`limit`, per-user `result`) are resolved once and kept.
+/// Share it as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// One counter per [`Limit`], indexed by `limit as usize`.
+    limits: [Counter; Limit::ALL.len()],
+    connections_open: Gauge,
+    connections_accepted: Counter,
+    handshake_failures: Family<ReasonLabels, Counter>,
+    commands: Family<CommandLabels, Counter>,
+    /// Per-user counters of `commands`, indexed by `result as usize`, so a
+    /// command costs a read lock and a hash of the name, not an allocation.
+    command_counters: RwLock<HashMap<Box<str>, [Counter; CommandResult::ALL.len()]>>,
+    auth_failures: Counter,
+    upstream_connect_errors: Counter,
+    command_duration: Histogram,
+    reloads_ok: Counter,
+    reloads_failed: Counter,
+    cert_expiry: Family<CertLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Builds the registry with every family.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+
+        let limit_family = Family::<LimitLabels, Counter>::default();
+        let limits =
+            Limit::ALL.map(|limit| limit_family.get_or_create_owned(&LimitLabels { limit }));
+        registry.register(
+            "portcullis_limit_hits",
+            "Times a limit or protection refused, delayed or closed something",
+            limit_family,
+        );
+
+        let connections_open = Gauge::default();
+        registry.register(
+            "portcullis_connections_open",
+            "Client connections currently open",
+            connections_open.clone(),
+        );
+        let connections_accepted = Counter::default();
+        registry.register(
+            "portcullis_connections_accepted",
+            "Client connections accepted",
+            connections_accepted.clone(),
+        );
+
+        let handshake_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "portcullis_tls_handshake_failures",
+            "TLS handshakes that failed, by reason",
+            handshake_failures.clone(),
+        );
+
+        let commands = Family::<CommandLabels, Counter>::default();
+        registry.register(
+            "portcullis_commands",
+            "Client commands by user and outcome",
+            commands.clone(),
+        );
+
+        let auth_failures = Counter::default();
+        registry.register(
+            "portcullis_auth_failures",
+            "Failed AUTH or HELLO AUTH attempts",
+            auth_failures.clone(),
+        );
+
+        let upstream_connect_errors = Counter::default();
+        registry.register(
+            "portcullis_upstream_connect_errors",
+            "Failed attempts to connect to the upstream Redis",
+            upstream_connect_errors.clone(),
+        );
+
+        let command_duration = Histogram::new(latency_buckets());
+        registry.register_with_unit(
+            "portcullis_command_duration",
+            "Time from a command read to its reply written",
+            Unit::Seconds,
+            command_duration.clone(),
+        );
+
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        let reloads_ok = reloads.get_or_create_owned(&ReloadLabels { result: "ok" });
+        let reloads_failed = reloads.get_or_create_owned(&ReloadLabels { result: "failed" });
+        registry.register(
+            "portcullis_config_reloads",
+            "Configuration reloads by result",
+            reloads,
+        );
+
+        let cert_expiry = Family::<CertLabels, Gauge>::default();
+        registry.register_with_unit(
+            "portcullis_certificate_expiry_timestamp",
+            "Expiry (notAfter) of a loaded certificate as a Unix timestamp",
+            Unit::Seconds,
+            cert_expiry.clone(),
+        );
+
+        Metrics {
+            registry,
+            limits,
+            connections_open,
+            connections_accepted,
+            handshake_failures,
+            commands,
+            command_counters: RwLock::default(),
+            auth_failures,
+            upstream_connect_errors,
+            command_duration,
+            reloads_ok,
+            reloads_failed,
+            cert_expiry,
+        }
+    }
+
+    /// Counts one hit of `limit` in `portcullis_limit_hits_total{limit}`.
+    pub fn limit_hit(&self, limit: Limit) {
+        self.limits[limit as usize].inc();
+    }
+
+    /// The current value of `portcullis_limit_hits_total{limit}`.
+    pub fn limit_hits(&self, limit: Limit) -> u64 {
+        self.limits[limit as usize].get()
+    }
+
+    /// A client connection was accepted: bumps
+    /// `portcullis_connections_accepted_total` and `portcullis_connections_open`.
+    pub fn connection_opened(&self) {
+        self.connections_accepted.inc();
+        self.connections_open.inc();
+    }
+
+    /// A client connection (one counted by [`Metrics::connection_opened`])
+    /// ended: decrements `portcullis_connections_open`.
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// Counts a failed TLS handshake in
+    /// `portcullis_tls_handshake_failures_total{reason}`. `reason` must come
+    /// from a small fixed set (e.g. `"timeout"`, `"io"`, `"tls"`), never from
+    /// peer-supplied text.
+    pub fn handshake_failed(&self, reason: &str) {
+        self.handshake_failures
+            .get_or_create(&ReasonLabels {
+                reason: Text(reason.into()),
+            })
+            .inc();
+    }
+
+    /// Counts one command in `portcullis_commands_total{user,result}`.
+    ///
+    /// `user` must be a configured user name (or a fixed placeholder such as
+    /// `"default"`): each new name adds six series that are never removed.
+    /// The first command of a user creates its series (all six results, at 0).
+    pub fn command(&self, user: &str, result: CommandResult) {
+        let index = result as usize;
+        {
+            let counters = self
+                .command_counters
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(counters) = counters.get(user) {
+                counters[index].inc();
+                return;
+            }
+        }
+        let mut counters = self
+            .command_counters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        counters.entry(user.into()).or_insert_with(|| {
+            CommandResult::ALL.map(|result| {
+                self.commands.get_or_create_owned(&CommandLabels {
+                    user: Text(user.into()),
+                    result,
+                })
+            })
+        })[index]
+            .inc();
+    }
+
+    /// Counts a failed authentication in `portcullis_auth_failures_total`.
+    pub fn auth_failure(&self) {
+        self.auth_failures.inc();
+    }
+
+    /// Counts a failed upstream connection attempt in
+    /// `portcullis_upstream_connect_errors_total`.
+    pub fn upstream_connect_error(&self) {
+        self.upstream_connect_errors.inc();
+    }
+
+    /// Records one command latency in `portcullis_command_duration_seconds`
+    /// (buckets from 50 µs doubling up to 819.2 ms, then `+Inf`).
+    pub fn observe_latency(&self, seconds: f64) {
+        self.command_duration.observe(seconds);
+    }
+
+    /// Counts a configuration reload in
+    /// `portcullis_config_reloads_total{result="ok"|"failed"}`.
+    pub fn reload(&self, ok: bool) {
+        if ok {
+            self.reloads_ok.inc();
+        } else {
+            self.reloads_failed.inc();
+        }
+    }
+
+    /// Sets `portcullis_certificate_expiry_timestamp_seconds{cert=which}` to
+    /// the certificate's notAfter. `which` names a configured certificate
+    /// (e.g. `"server"`, `"client_ca"`).
+    pub fn set_cert_expiry(&self, which: &str, unix_seconds: i64) {
+        self.cert_expiry
+            .get_or_create(&CertLabels {
+                cert: Text(which.into()),
+            })
+            .set(unix_seconds);
+    }
+
+    /// The whole registry in the OpenMetrics text format (ending in `# EOF`),
+    /// as produced by `prometheus_client::encoding::text::encode`.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            // Only a label encoder can fail, and ours never do; a truncated
+            // exposition (no `# EOF`) is rejected by scrapers, which is right.
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
