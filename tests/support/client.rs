@@ -1,13 +1,13 @@
 //! The client side of TLS for tests: rustls client configs and connects.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -62,6 +62,36 @@ pub async fn tls_connect_config(
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from("localhost").expect("server name");
     TlsConnector::from(config).connect(name, tcp).await
+}
+
+/// A TCP connection to `addr` from the local address `from` (e.g. `127.0.0.2`,
+/// another loopback address, to look like another client machine).
+pub async fn tcp_connect_from(from: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match from {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
+}
+
+/// [`resp_tls`] from the local address `from`; panics if the handshake fails.
+pub async fn resp_tls_from(
+    from: IpAddr,
+    addr: SocketAddr,
+    pki: &TestPki,
+    client: Option<&str>,
+) -> RespConn<TlsStream<TcpStream>> {
+    let paths = client.map(|name| pki.client(name));
+    let identity = paths.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let config = client_config(&pki.ca_pem(), identity, ALL_VERSIONS);
+    let tcp = tcp_connect_from(from, addr).await.expect("TCP connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let tls = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap_or_else(|e| panic!("TLS connect to {addr} from {from} as {client:?}: {e}"));
+    RespConn::new(tls)
 }
 
 /// Connects with the pki's CA as roots, presenting client `client`'s certificate if `Some`.

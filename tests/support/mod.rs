@@ -17,12 +17,13 @@ pub mod resp;
 pub mod rng;
 
 pub use client::{
-    client_config, resp_tls, tls_connect, tls_connect_config, tls_connect_with, ALL_VERSIONS,
-    TLS12_ONLY, TLS13_ONLY,
+    client_config, resp_tls, resp_tls_from, tcp_connect_from, tls_connect, tls_connect_config,
+    tls_connect_with, ALL_VERSIONS, TLS12_ONLY, TLS13_ONLY,
 };
 pub use pki::{TestPki, CLIENTS};
 pub use proxy::{
-    base_config, base_config_with_server, proc_status_kib, run_cli, toml_str, Proxy, BIN,
+    base_config, base_config_with_server, http_get, metric, proc_status_kib, run_cli, scrape,
+    toml_str, Proxy, BIN,
 };
 pub use redis::RedisServer;
 pub use resp::{encode_command, parse_reply, Reply, RespConn};

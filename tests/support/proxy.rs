@@ -118,6 +118,16 @@ fn listening_line(line: &str) -> Option<(String, SocketAddr)> {
 }
 
 impl Proxy {
+    /// The bound address of `server.metrics_listen` (waits up to 10 s for its line).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let line = self
+            .wait_for_log(START_TIMEOUT, |l| {
+                listening_line(l).is_some_and(|(kind, _)| kind == "metrics")
+            })
+            .expect("no metrics listening line");
+        listening_line(&line).expect("listening line").1
+    }
+
     /// Writes `toml_text` to `dir/proxy.toml`, runs `portcullis run --config ... --log-format json`
     /// (`PORTCULLIS_LOG=debug` unless already set) and waits (10 s) until every listener
     /// has logged its bound address.
@@ -294,4 +304,38 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET path` over plain HTTP/1.1: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect metrics");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("send request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad HTTP response: {head}"));
+    (status, body.to_string())
+}
+
+/// The value of one sample (`name{labels}` exactly as exposed) in `/metrics` text; 0 if absent.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("sample value"))
+}
+
+/// Scrapes the proxy's `/metrics` and returns `sample`'s value.
+pub async fn scrape(proxy: &Proxy, sample: &str) -> f64 {
+    let (status, body) = http_get(proxy.metrics_addr(), "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    metric(&body, sample)
 }
