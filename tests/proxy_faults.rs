@@ -253,16 +253,6 @@ fn check_exit_codes_and_messages() {
     assert_eq!(out.status.code(), Some(64));
 }
 
-/// Resident memory of process `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_client_that_never_reads_does_not_make_the_proxy_buffer_its_replies() {
     let redis = RedisServer::start();
@@ -271,13 +261,13 @@ async fn a_client_that_never_reads_does_not_make_the_proxy_buffer_its_replies() 
     let mut writer = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     let value = vec![b'v'; 1024 * 1024];
     assert!(writer.cmd(&[b"SET", b"big", &value]).await.is_ok());
-    let before = rss_kib(proxy.pid());
+    let before = proc_status_kib(proxy.pid(), "VmRSS");
     // 300 GETs of 1 MiB = 300 MiB of replies that the client never reads.
     let mut slow = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     let pipeline = encode_command(&[b"GET", b"big"]).repeat(300);
     slow.send_raw(&pipeline).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(proxy.pid());
+    let after = proc_status_kib(proxy.pid(), "VmRSS");
     assert!(
         after < before + 32 * 1024,
         "proxy RSS grew from {before} KiB to {after} KiB while a client did not read"
