@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Summarise the raw results of benches/e2e.sh as markdown (stdlib only).
+
+Input (--results): one line per redis-benchmark CSV row, tab-separated:
+
+    scenario <TAB> target <TAB> round <TAB> <the CSV row as redis-benchmark printed it>
+
+where the CSV row is redis-benchmark 7.0's
+    "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+
+--scenarios: one line per scenario, tab-separated: id, pipeline, value size, requests.
+--meta: one line per fact about the run, tab-separated: key, value.
+
+Output: markdown on stdout (and in --out when given): the machine, then a throughput
+table (median rps over the rounds, with the spread) with the portcullis/haproxy and
+portcullis/redis-tls ratios, then a latency table (median over the rounds of each
+round's p50 and p99).
+"""
+
+import argparse
+import csv
+import statistics
+import sys
+from collections import defaultdict
+
+# Column order of the tables; the plaintext row is only a reference.
+TARGETS = ["redis", "redis-tls", "haproxy", "portcullis"]
+TARGET_TITLES = {
+    "redis": "redis (plain)",
+    "redis-tls": "redis TLS",
+    "haproxy": "HAProxy",
+    "portcullis": "portcullis",
+}
+TESTS = ["SET", "GET"]
+
+
+def read_tsv(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+def read_results(path):
+    """{(scenario, test, target): [ {rps, p50, p99}, ... one per round ]}"""
+    samples = defaultdict(list)
+    for fields in read_tsv(path):
+        scenario, target, _round, row = fields[0], fields[1], fields[2], "\t".join(fields[3:])
+        cells = next(csv.reader([row]))
+        if len(cells) < 7 or cells[0] == "test":
+            continue  # header or something that is not a result row
+        try:
+            rps, p50, p99 = float(cells[1]), float(cells[4]), float(cells[6])
+        except ValueError:
+            continue
+        samples[(scenario, cells[0].upper(), target)].append({"rps": rps, "p50": p50, "p99": p99})
+    return samples
+
+
+def median_of(rounds, key):
+    return statistics.median(r[key] for r in rounds) if rounds else None
+
+
+def fmt_rps(rounds):
+    if not rounds:
+        return "–"
+    med = median_of(rounds, "rps")
+    text = f"{med:,.0f}"
+    if len(rounds) > 1 and med > 0:
+        spread = (max(r["rps"] for r in rounds) - min(r["rps"] for r in rounds)) / 2 / med
+        text += f" ±{spread * 100:.0f}%"
+    return text
+
+
+def fmt_ratio(num, den):
+    if not num or not den:
+        return "–"
+    a, b = median_of(num, "rps"), median_of(den, "rps")
+    return f"{a / b:.2f}×" if b else "–"
+
+
+def fmt_latency(rounds):
+    if not rounds:
+        return "–"
+    return f"{median_of(rounds, 'p50'):.3f} / {median_of(rounds, 'p99'):.3f}"
+
+
+def scenario_title(sc):
+    return f"-P {sc['pipeline']} -d {sc['size']}"
+
+
+def render(meta, scenarios, samples, rounds):
+    out = []
+    out.append("## End-to-end: portcullis vs HAProxy vs Redis TLS")
+    out.append("")
+    for key, value in meta:
+        out.append(f"- {key}: {value}")
+    out.append("")
+    out.append(
+        f"Median of {rounds} interleaved round(s); ± is half the min–max range of the rounds. "
+        "Ratios compare median rps."
+    )
+    out.append("")
+
+    # Throughput.
+    head = ["scenario", "test", "n"] + [f"{TARGET_TITLES[t]} rps" for t in TARGETS]
+    head += ["portcullis / HAProxy", "portcullis / redis TLS"]
+    out.append("### Throughput (requests/s)")
+    out.append("")
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "|".join(["---"] * 2 + ["--:"] * (len(head) - 2)) + "|")
+    for sc in scenarios:
+        for test in TESTS:
+            by_target = {t: samples.get((sc["id"], test, t), []) for t in TARGETS}
+            row = [scenario_title(sc), test, f"{sc['requests']:,}"]
+            row += [fmt_rps(by_target[t]) for t in TARGETS]
+            row += [fmt_ratio(by_target["portcullis"], by_target["haproxy"]),
+                    fmt_ratio(by_target["portcullis"], by_target["redis-tls"])]
+            out.append("| " + " | ".join(row) + " |")
+    out.append("")
+
+    # Latency.
+    head = ["scenario", "test"] + [TARGET_TITLES[t] for t in TARGETS]
+    out.append("### Latency p50 / p99 (ms, as measured by redis-benchmark)")
+    out.append("")
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "|".join(["---"] * 2 + ["--:"] * (len(head) - 2)) + "|")
+    for sc in scenarios:
+        for test in TESTS:
+            row = [scenario_title(sc), test]
+            row += [fmt_latency(samples.get((sc["id"], test, t), [])) for t in TARGETS]
+            out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--scenarios", required=True)
+    ap.add_argument("--meta", required=True)
+    ap.add_argument("--rounds", type=int, required=True)
+    ap.add_argument("--out", help="also write the markdown here")
+    args = ap.parse_args()
+
+    scenarios = [
+        {"id": f[0], "pipeline": f[1], "size": f[2], "requests": int(f[3])}
+        for f in read_tsv(args.scenarios)
+    ]
+    meta = [(f[0], "\t".join(f[1:])) for f in read_tsv(args.meta)]
+    samples = read_results(args.results)
+    if not samples:
+        sys.exit("e2e_report: no benchmark results to summarise")
+
+    text = render(meta, scenarios, samples, args.rounds)
+    print(text)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
