@@ -264,11 +264,24 @@ requests_for() {
   printf '%s' "$n"
 }
 
+# cpu_ticks PID: user + system CPU time the process has used, in clock ticks.
+cpu_ticks() {
+  # Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
+  sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
 # run_one SCENARIO-ID PIPELINE SIZE REQUESTS TARGET ROUND: one redis-benchmark run;
-# appends its CSV rows to $TMP/results.tsv as "scenario target round csv-row".
+# appends its CSV rows to $TMP/results.tsv as "scenario target round csv-row", and the
+# CPU time the target's proxy and redis-server used during it to $TMP/cpu.tsv as
+# "scenario target round proxy-ticks redis-ticks requests ticks-per-second".
 run_one() {
   local id="$1" pipeline="$2" size="$3" n="$4" target="$5" round="$6" args out err
+  local proxy_before=0 proxy_after=0 redis_before redis_after
   kill -0 "${PID_OF[$target]}" 2>/dev/null || die "$target is no longer running (before $id round $round)"
+  redis_before=$(cpu_ticks "${PID_OF[redis]}")
+  if [[ ${PID_OF[$target]} != "${PID_OF[redis]}" ]]; then
+    proxy_before=$(cpu_ticks "${PID_OF[$target]}")
+  fi
 
   mapfile -t args < <(client_args "$target")
   out="$TMP/bench-$id-$target-r$round.csv"
@@ -283,6 +296,14 @@ run_one() {
     die "redis-benchmark against $target failed ($id, round $round)"
   fi
   BENCH_PID=""
+  redis_after=$(cpu_ticks "${PID_OF[redis]}")
+  if [[ ${PID_OF[$target]} != "${PID_OF[redis]}" ]]; then
+    proxy_after=$(cpu_ticks "${PID_OF[$target]}")
+  fi
+  # -t set,get: n SETs then n GETs.
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$target" "$round" \
+    $((proxy_after - proxy_before)) $((redis_after - redis_before)) $((2 * n)) \
+    "$(getconf CLK_TCK)" >>"$TMP/cpu.tsv"
   grep -q '^"SET"' "$out" && grep -q '^"GET"' "$out" \
     || { cat "$out" "$err" >&2; die "redis-benchmark against $target printed no SET/GET rows"; }
   grep '^"' "$out" | grep -v '^"test"' | while IFS= read -r row; do
@@ -295,6 +316,7 @@ run_one() {
 run_all() {
   local round i k line id pipeline size n target
   : >"$TMP/results.tsv"
+  : >"$TMP/cpu.tsv"
   : >"$TMP/scenarios.tsv"
   for line in "${SCENARIOS[@]}"; do
     read -r id pipeline size n <<<"$line"
@@ -381,7 +403,7 @@ main() {
   mkdir -p "$(dirname "$REPORT")"
   cp "$TMP/results.tsv" "$RAW"
   echo
-  python3 "$ROOT/benches/e2e_report.py" --results "$TMP/results.tsv" \
+  python3 "$ROOT/benches/e2e_report.py" --results "$TMP/results.tsv" --cpu "$TMP/cpu.tsv" \
     --scenarios "$TMP/scenarios.tsv" --meta "$TMP/meta.tsv" --rounds "$ROUNDS" --out "$REPORT"
   echo
   log "markdown written to ${REPORT#"$ROOT"/}, raw rows to ${RAW#"$ROOT"/}"

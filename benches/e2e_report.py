@@ -10,11 +10,14 @@ where the CSV row is redis-benchmark 7.0's
 
 --scenarios: one line per scenario, tab-separated: id, pipeline, value size, requests.
 --meta: one line per fact about the run, tab-separated: key, value.
+--cpu (optional): one line per run, tab-separated: scenario, target, round, CPU ticks used
+by the proxy (0 for redis itself), CPU ticks used by redis-server, requests, ticks per second.
 
 Output: markdown on stdout (and in --out when given): the machine, then a throughput
 table (median rps over the rounds, with the spread) with the portcullis/haproxy and
 portcullis/redis-tls ratios, then a latency table (median over the rounds of each
-round's p50 and p99).
+round's p50 and p99), then (with --cpu) CPU microseconds per request in the proxy and
+in redis-server (median over the rounds).
 """
 
 import argparse
@@ -55,6 +58,45 @@ def read_results(path):
     return samples
 
 
+def read_cpu(path):
+    """{(scenario, target): [(proxy_us_per_req, redis_us_per_req), ... one per round]}"""
+    per_run = defaultdict(list)
+    for fields in read_tsv(path):
+        try:
+            proxy, redis, requests, hz = (float(x) for x in fields[3:7])
+        except ValueError:
+            continue
+        if requests > 0 and hz > 0:
+            scale = 1e6 / hz / requests
+            per_run[(fields[0], fields[1])].append((proxy * scale, redis * scale))
+    return per_run
+
+
+def render_cpu(scenarios, cpu):
+    out = ["### CPU per request (µs; proxy / redis-server)", ""]
+    out.append(
+        "User + system CPU time of each process during the run (from /proc, 10 ms ticks), "
+        "divided by the requests; median of the rounds. The client's own CPU is not counted."
+    )
+    out.append("")
+    head = ["scenario"] + [TARGET_TITLES[t] for t in TARGETS]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|---|" + "|".join(["--:"] * len(TARGETS)) + "|")
+    for sc in scenarios:
+        row = [scenario_title(sc)]
+        for t in TARGETS:
+            runs = cpu.get((sc["id"], t), [])
+            if not runs:
+                row.append("–")
+                continue
+            proxy = statistics.median(r[0] for r in runs)
+            redis = statistics.median(r[1] for r in runs)
+            row.append(f"{redis:.2f}" if t in ("redis", "redis-tls") else f"{proxy:.2f} / {redis:.2f}")
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    return out
+
+
 def median_of(rounds, key):
     return statistics.median(r[key] for r in rounds) if rounds else None
 
@@ -87,7 +129,7 @@ def scenario_title(sc):
     return f"-P {sc['pipeline']} -d {sc['size']}"
 
 
-def render(meta, scenarios, samples, rounds):
+def render(meta, scenarios, samples, rounds, cpu=None):
     out = []
     out.append("## End-to-end: portcullis vs HAProxy vs Redis TLS")
     out.append("")
@@ -129,6 +171,8 @@ def render(meta, scenarios, samples, rounds):
             row += [fmt_latency(samples.get((sc["id"], test, t), [])) for t in TARGETS]
             out.append("| " + " | ".join(row) + " |")
     out.append("")
+    if cpu:
+        out.extend(render_cpu(scenarios, cpu))
     return "\n".join(out)
 
 
@@ -137,6 +181,7 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--scenarios", required=True)
     ap.add_argument("--meta", required=True)
+    ap.add_argument("--cpu", help="CPU time per run (benches/e2e.sh's cpu.tsv)")
     ap.add_argument("--rounds", type=int, required=True)
     ap.add_argument("--out", help="also write the markdown here")
     args = ap.parse_args()
@@ -150,7 +195,8 @@ def main():
     if not samples:
         sys.exit("e2e_report: no benchmark results to summarise")
 
-    text = render(meta, scenarios, samples, args.rounds)
+    cpu = read_cpu(args.cpu) if args.cpu else None
+    text = render(meta, scenarios, samples, args.rounds, cpu)
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

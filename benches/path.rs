@@ -222,5 +222,30 @@ fn bench_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_reply_scan, bench_path);
+/// Command lookup alone: the names of a typical mix (upper and lower case, a
+/// container's subcommand, an unknown name), resolved like `argv[0..2]`.
+fn bench_lookup(c: &mut Criterion) {
+    let names: [(&[u8], Option<&[u8]>); 8] = [
+        (b"GET", Some(b"k")),
+        (b"set", Some(b"k")),
+        (b"HSET", Some(b"h")),
+        (b"zrangebyscore", Some(b"z")),
+        (b"EXPIRE", Some(b"k")),
+        (b"client", Some(b"setname")),
+        (b"CONFIG", Some(b"GET")),
+        (b"nosuchcmd", None),
+    ];
+    let mut group = c.benchmark_group("lookup");
+    group.throughput(Throughput::Elements(names.len() as u64));
+    group.bench_function("resolve_mix", |b| {
+        b.iter(|| {
+            for (argv0, argv1) in names {
+                black_box(portcullis::command::resolve(black_box(argv0), argv1));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_reply_scan, bench_path, bench_lookup);
 criterion_main!(benches);

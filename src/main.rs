@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use portcullis::server::Control;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for bad configuration (`EX_USAGE`-style, as the spec requires).
@@ -109,7 +110,11 @@ fn load(path: &Path) -> Result<portcullis::server::Prepared, ExitCode> {
 fn check(path: &Path) -> ExitCode {
     match load(path) {
         Ok(p) => {
-            println!("{}: OK ({} users)", path.display(), p.shared.users.len());
+            println!(
+                "{}: OK ({} users)",
+                path.display(),
+                p.shared.live().users.len()
+            );
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -122,7 +127,7 @@ fn run(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = prepared.shared.config.server.worker_threads {
+    if let Some(n) = prepared.shared.live().config.server.worker_threads {
         rt.worker_threads(n);
     }
     let rt = match rt.enable_all().build() {
@@ -132,7 +137,12 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(portcullis::server::run(prepared, stop_signal())) {
+    let serve = async {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(signals(tx));
+        portcullis::server::run(prepared, path, rx).await
+    };
+    match rt.block_on(serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "proxy stopped");
@@ -141,9 +151,8 @@ fn run(path: &Path) -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT. SIGHUP is caught (so it does not kill the
-/// process) and logged: reloading is not implemented yet.
-async fn stop_signal() {
+/// Turns signals into controls: SIGHUP reloads, SIGTERM / SIGINT stop.
+async fn signals(tx: tokio::sync::mpsc::Sender<Control>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -154,10 +163,13 @@ async fn stop_signal() {
         return std::future::pending().await;
     };
     loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "stop requested"); return }
-            _ = int.recv() => { tracing::info!(signal = "SIGINT", "stop requested"); return }
-            _ = hup.recv() => tracing::warn!("SIGHUP: configuration reload is not supported by this version yet; ignored"),
+        let control = tokio::select! {
+            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "stop requested"); Control::Stop }
+            _ = int.recv() => { tracing::info!(signal = "SIGINT", "stop requested"); Control::Stop }
+            _ = hup.recv() => { tracing::info!(signal = "SIGHUP", "reload requested"); Control::Reload }
+        };
+        if tx.send(control).await.is_err() || control == Control::Stop {
+            return;
         }
     }
 }
@@ -167,7 +179,8 @@ fn acl_dryrun(path: &Path, user: &str, command: &[String]) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let Some(u) = prepared.shared.users.get(user) else {
+    let live = prepared.shared.live();
+    let Some(u) = live.users.get(user) else {
         println!("ERR User '{user}' not found");
         return ExitCode::from(2);
     };

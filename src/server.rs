@@ -2,6 +2,7 @@
 //! and graceful shutdown. Each accepted client is handed to [`crate::conn::serve`].
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,12 +11,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::acl::{User, Users};
 use crate::config::Config;
 use crate::conn::session::replies;
-use crate::conn::{self, Shared, Shutdown};
+use crate::conn::{self, Live, Shared, Shutdown};
 use crate::limits::rate::Rates;
 use crate::limits::report::Reporter;
 use crate::limits::{CapRefusal, ConnSlot};
@@ -25,14 +26,23 @@ use crate::tls;
 /// Everything the proxy needs, built and checked before anything listens.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    /// Config and users, shared by every connection.
+    /// Config, users and TLS in force, and what lives as long as the process.
     pub shared: Arc<Shared>,
-    /// The rustls server configuration.
-    pub tls: Arc<rustls::ServerConfig>,
 }
 
 /// Builds users and TLS from `config`; every problem is reported, one per entry.
 pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
+    let live = build_live(config, &Rates::default(), 1)?;
+    let reporter = Arc::new(Reporter::new(Arc::new(Metrics::new())));
+    set_cert_expiry(reporter.metrics(), &live.config);
+    Ok(Prepared {
+        shared: Arc::new(Shared::new(live, reporter)),
+    })
+}
+
+/// One configuration generation from `config`: users, TLS, and rate gates
+/// (those of `previous` whose settings are unchanged are kept).
+fn build_live(config: Config, previous: &Rates, generation: u64) -> Result<Live, Vec<String>> {
     let mut errors = Vec::new();
     let users = Users::from_config(&config)
         .map_err(|e| errors.extend(e))
@@ -41,57 +51,151 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
         .map_err(|e| errors.push(e.to_string()))
         .ok();
     match (users, tls) {
-        (Some(users), Some(tls)) if errors.is_empty() => Ok(Prepared {
-            shared: Arc::new(Shared {
-                rates: Arc::new(Rates::from_config(&config)),
-                config: Arc::new(config),
-                users: Arc::new(users),
-                acl_log: Arc::default(),
-                admission: Arc::default(),
-                reporter: Arc::new(Reporter::new(Arc::new(Metrics::new()))),
-            }),
+        (Some(users), Some(tls)) if errors.is_empty() => Ok(Live {
+            rates: Arc::new(Rates::from_config_keeping(&config, previous)),
+            config: Arc::new(config),
+            users: Arc::new(users),
             tls,
+            generation,
         }),
         _ => Err(errors),
     }
 }
 
-/// Binds every listener, serves until `stop` resolves, then drains connections
-/// for up to `server.shutdown_grace_s`.
+/// What a reload changed, for its log line.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The new generation.
+    pub generation: u64,
+    /// Users in the new configuration.
+    pub users: usize,
+    /// Settings that changed but only take effect after a restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// SIGHUP: re-reads the configuration file at `path` (and the acl file,
+/// certificates, key, CA bundle and CRLs it names), checks all of it, and only
+/// then puts it in force. On any error the running configuration stays.
+pub fn reload(shared: &Shared, path: &Path) -> Result<Reloaded, Vec<String>> {
+    let config = crate::config::load(path).map_err(|e| vec![e.to_string()])?;
+    let current = shared.live();
+    let live = build_live(config, &current.rates, current.generation + 1)?;
+    let (old, new) = (&current.config.server, &live.config.server);
+    let mut needs_restart = Vec::new();
+    for (changed, key) in [
+        (old.listen != new.listen, "server.listen"),
+        (
+            old.plaintext_listen != new.plaintext_listen,
+            "server.plaintext_listen",
+        ),
+        (
+            old.metrics_listen != new.metrics_listen,
+            "server.metrics_listen",
+        ),
+        (
+            old.worker_threads != new.worker_threads,
+            "server.worker_threads",
+        ),
+    ] {
+        if changed {
+            needs_restart.push(key);
+        }
+    }
+    set_cert_expiry(shared.reporter.metrics(), &live.config);
+    let reloaded = Reloaded {
+        generation: live.generation,
+        users: live.users.len(),
+        needs_restart,
+    };
+    shared.install(live);
+    Ok(reloaded)
+}
+
+/// Reloads and logs the outcome (INFO, or ERROR with every problem) and counts it.
+fn reload_logged(shared: &Shared, path: &Path) {
+    let metrics = shared.reporter.metrics();
+    match reload(shared, path) {
+        Ok(r) => {
+            metrics.reload(true);
+            info!(
+                path = %path.display(),
+                generation = r.generation,
+                users = r.users,
+                "configuration reloaded"
+            );
+            for key in r.needs_restart {
+                warn!(key, "changed setting takes effect only after a restart");
+            }
+        }
+        Err(errors) => {
+            metrics.reload(false);
+            error!(
+                path = %path.display(),
+                errors = %errors.join("; "),
+                "configuration reload failed; the running configuration stays in force"
+            );
+        }
+    }
+}
+
+/// Notes the notAfter of the server certificate and of the client CAs.
+fn set_cert_expiry(metrics: &Metrics, config: &Config) {
+    if let Some(t) = tls::not_after(&config.tls.cert) {
+        metrics.set_cert_expiry("server", t);
+    }
+    if let Some(t) = config.tls.client_ca.as_deref().and_then(tls::not_after) {
+        metrics.set_cert_expiry("client_ca", t);
+    }
+}
+
+/// What the process is asked to do while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGHUP: reload the configuration.
+    Reload,
+    /// SIGTERM / SIGINT: drain and stop.
+    Stop,
+}
+
+/// Binds every listener, serves until `control` says stop (reloading the
+/// configuration file at `path` on each `Reload`), then drains connections for
+/// up to `server.shutdown_grace_s`.
 pub async fn run(
     prepared: Prepared,
-    stop: impl std::future::Future<Output = ()>,
+    path: &Path,
+    mut control: tokio::sync::mpsc::Receiver<Control>,
 ) -> std::io::Result<()> {
-    let config = Arc::clone(&prepared.shared.config);
+    let shared = Arc::clone(&prepared.shared);
+    let config = Arc::clone(&shared.live().config);
     let shutdown = Shutdown::default();
     let tracker = TaskTracker::new();
-    let acceptor = TlsAcceptor::from(Arc::clone(&prepared.tls));
-    for addr in &config.server.listen {
-        let listener = bind(*addr, "tls").await?;
-        let ctx = Listener {
-            prepared: prepared.clone(),
-            acceptor: Some(acceptor.clone()),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        };
-        tracker.spawn(ctx.accept_loop(listener));
-    }
-    for addr in &config.server.plaintext_listen {
-        let listener = bind(*addr, "plaintext").await?;
-        let ctx = Listener {
-            prepared: prepared.clone(),
-            acceptor: None,
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        };
-        tracker.spawn(ctx.accept_loop(listener));
+    for (addrs, tls, kind) in [
+        (&config.server.listen, true, "tls"),
+        (&config.server.plaintext_listen, false, "plaintext"),
+    ] {
+        for addr in addrs {
+            let listener = bind(*addr, kind).await?;
+            let ctx = Listener {
+                shared: Arc::clone(&shared),
+                tls,
+                shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+            };
+            tracker.spawn(ctx.accept_loop(listener));
+        }
     }
     let metrics_stop = CancellationToken::new();
     if let Some(addr) = config.server.metrics_listen {
         let listener = bind(addr, "metrics").await?;
-        let metrics = Arc::clone(prepared.shared.reporter.metrics());
+        let metrics = Arc::clone(shared.reporter.metrics());
         let drain = shutdown.drain.clone();
-        let ready = Arc::new(move || !drain.is_cancelled());
+        let probe = Arc::clone(&shared);
+        let ready = Arc::new(move || {
+            let probe = Arc::clone(&probe);
+            let draining = drain.is_cancelled();
+            Box::pin(async move { !draining && upstream_reachable(&probe).await })
+                as metrics::ReadyFuture
+        });
         tokio::spawn(metrics::serve(
             listener,
             metrics,
@@ -99,17 +203,19 @@ pub async fn run(
             metrics_stop.clone(),
         ));
     }
-    stop.await;
+    while let Some(Control::Reload) = control.recv().await {
+        let (shared, path) = (Arc::clone(&shared), path.to_path_buf());
+        // Reading and parsing files blocks: keep it off the connections' threads.
+        let _ = tokio::task::spawn_blocking(move || reload_logged(&shared, &path)).await;
+    }
+    let grace = shared.live().config.server.shutdown_grace;
     info!(
-        grace_s = config.server.shutdown_grace.as_secs(),
+        grace_s = grace.as_secs(),
         "shutting down: draining connections"
     );
     shutdown.drain.cancel();
     tracker.close();
-    if tokio::time::timeout(config.server.shutdown_grace, tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!("shutdown grace over: answering what is still in flight with an error");
         shutdown.abort.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
@@ -117,6 +223,14 @@ pub async fn run(
     metrics_stop.cancel();
     info!("stopped");
     Ok(())
+}
+
+/// `/readyz`: the upstream accepts a connection within its connect timeout.
+async fn upstream_reachable(shared: &Shared) -> bool {
+    let live = shared.live();
+    crate::upstream::connect(&live.config.upstream)
+        .await
+        .is_ok()
 }
 
 async fn bind(addr: SocketAddr, kind: &str) -> std::io::Result<TcpListener> {
@@ -128,8 +242,9 @@ async fn bind(addr: SocketAddr, kind: &str) -> std::io::Result<TcpListener> {
 }
 
 struct Listener {
-    prepared: Prepared,
-    acceptor: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    /// A TLS listener (else plaintext).
+    tls: bool,
     shutdown: Shutdown,
     tracker: TaskTracker,
 }
@@ -141,6 +256,11 @@ const REFUSAL_HANDSHAKES: usize = 32;
 const REFUSAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Listener {
+    /// The acceptor for a new connection: the certificates in force now.
+    fn acceptor(&self, live: &Live) -> Option<TlsAcceptor> {
+        self.tls.then(|| TlsAcceptor::from(Arc::clone(&live.tls)))
+    }
+
     async fn accept_loop(self, listener: TcpListener) {
         let refusals = Arc::new(Semaphore::new(REFUSAL_HANDSHAKES));
         loop {
@@ -150,16 +270,17 @@ impl Listener {
             };
             match accepted {
                 Ok((tcp, peer)) => {
-                    let shared = &self.prepared.shared;
+                    let shared = &self.shared;
+                    let live = shared.live();
                     // Cheapest first: a flood from one address is closed before
                     // anything is spent on it.
-                    if shared.rates.new_connection(peer.ip()).is_err() {
+                    if live.rates.new_connection(peer.ip()).is_err() {
                         shared
                             .reporter
                             .hit(Limit::ConnRatePerIp, peer, None, "closed at accept");
                         continue;
                     }
-                    let slot = match shared.admission.admit(peer.ip(), &shared.config.limits) {
+                    let slot = match shared.admission.admit(peer.ip(), &live.config.limits) {
                         Ok(slot) => slot,
                         Err(cap) => {
                             let limit = match cap {
@@ -168,7 +289,7 @@ impl Listener {
                             };
                             shared.reporter.hit(limit, peer, None, "refused at accept");
                             if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
-                                let acceptor = self.acceptor.clone();
+                                let acceptor = self.acceptor(&live);
                                 self.tracker.spawn(refuse(tcp, acceptor, permit));
                             }
                             continue;
@@ -176,8 +297,9 @@ impl Listener {
                     };
                     let _ = tcp.set_nodelay(true);
                     let task = Client {
-                        prepared: self.prepared.clone(),
-                        acceptor: self.acceptor.clone(),
+                        shared: Arc::clone(shared),
+                        acceptor: self.acceptor(&live),
+                        live,
                         shutdown: self.shutdown.clone(),
                     };
                     self.tracker.spawn(task.serve(tcp, peer, slot));
@@ -208,14 +330,16 @@ async fn refuse(tcp: TcpStream, acceptor: Option<TlsAcceptor>, permit: OwnedSema
 }
 
 struct Client {
-    prepared: Prepared,
+    shared: Arc<Shared>,
+    /// The configuration in force when the connection was accepted.
+    live: Arc<Live>,
     acceptor: Option<TlsAcceptor>,
     shutdown: Shutdown,
 }
 
 impl Client {
     async fn serve(self, tcp: TcpStream, peer: SocketAddr, slot: ConnSlot) {
-        let metrics = Arc::clone(self.prepared.shared.reporter.metrics());
+        let metrics = Arc::clone(self.shared.reporter.metrics());
         metrics.connection_opened();
         self.serve_admitted(tcp, peer).await;
         metrics.connection_closed();
@@ -223,17 +347,22 @@ impl Client {
     }
 
     async fn serve_admitted(self, tcp: TcpStream, peer: SocketAddr) {
-        let shared = Arc::clone(&self.prepared.shared);
-        let Some(acceptor) = self.acceptor else {
+        let Client {
+            shared,
+            live,
+            acceptor,
+            shutdown,
+        } = self;
+        let Some(acceptor) = acceptor else {
             let client = conn::Client {
                 addr: peer,
                 cert_user: None,
                 identity: None,
             };
-            conn::serve(tcp, client, shared, self.shutdown).await;
+            conn::serve(tcp, client, shared, live, shutdown).await;
             return;
         };
-        let deadline = shared.config.limits.handshake_timeout;
+        let deadline = live.config.limits.handshake_timeout;
         let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
@@ -252,30 +381,30 @@ impl Client {
                 return;
             }
         };
-        let client = client_of(&shared, tls.get_ref().1, peer);
-        conn::serve(tls, client, shared, self.shutdown).await;
+        let client = client_of(&live, tls.get_ref().1, peer);
+        conn::serve(tls, client, shared, live, shutdown).await;
     }
 }
 
 /// The client: its certificate's identity (for logs) and the `on` user the
 /// certificate names, if any.
-fn client_of(shared: &Shared, conn: &rustls::ServerConnection, peer: SocketAddr) -> conn::Client {
+fn client_of(live: &Live, conn: &rustls::ServerConnection, peer: SocketAddr) -> conn::Client {
     let identity = tls::peer_identity(conn);
     conn::Client {
         addr: peer,
-        cert_user: identity.as_ref().and_then(|id| cert_user(shared, id, peer)),
+        cert_user: identity.as_ref().and_then(|id| cert_user(live, id, peer)),
         identity: identity.map(|id| id.describe()),
     }
 }
 
 /// The `on` user named by a verified certificate, if any.
-fn cert_user(shared: &Shared, identity: &tls::PeerIdentity, peer: SocketAddr) -> Option<Arc<User>> {
-    let auth = &shared.config.auth;
+fn cert_user(live: &Live, identity: &tls::PeerIdentity, peer: SocketAddr) -> Option<Arc<User>> {
+    let auth = &live.config.auth;
     let Some(name) = identity.user_name(auth.cert_user, &auth.cert_map) else {
         debug!(%peer, identity = %identity.describe(), "certificate names no user");
         return None;
     };
-    match shared.users.get(name) {
+    match live.users.get(name) {
         Some(u) if u.enabled => {
             debug!(%peer, user = name, "authenticated by certificate");
             Some(Arc::clone(u))

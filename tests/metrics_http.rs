@@ -73,7 +73,10 @@ async fn start(metrics: Arc<Metrics>) -> Endpoint {
     let task = tokio::spawn(metrics::serve(
         listener,
         metrics,
-        Arc::new(move || flag.load(Ordering::SeqCst)),
+        Arc::new(move || {
+            let ready = flag.load(Ordering::SeqCst);
+            Box::pin(async move { ready }) as metrics::ReadyFuture
+        }),
         stop.clone(),
     ));
     Endpoint {

@@ -29,7 +29,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    fn as_str(self) -> &'static str {
+    /// `ACL LOG`'s `reason` field, also the audit lines' `reason`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Reason::Command => "command",
             Reason::Key => "key",

@@ -12,15 +12,27 @@ use crate::acl::log::{AclLog, Reason};
 pub struct Audit {
     /// The shared `ACL LOG`.
     pub log: Arc<AclLog>,
-    /// `id=<n> addr=<peer>`: who this connection is, for logs and `client-info`.
+    /// `id=<n> addr=<peer> [cert=[...]]`: who this connection is, for `client-info`.
     pub client: String,
+    /// The peer address, for log lines.
+    pub peer: String,
+    /// The client certificate's identity (CN and SANs), `""` without one.
+    pub identity: String,
 }
 
 impl Audit {
     /// A refused command: `object` is the command's full name for a command
-    /// denial, else the denied key or channel.
+    /// denial, else the denied key or channel (which goes to `ACL LOG` only,
+    /// never to the log line: key names can be data).
     pub fn denied(&self, reason: Reason, in_multi: bool, object: &[u8], user: &str, command: &str) {
-        warn!(client = %self.client, user, command, reason = ?reason, "ACL denied");
+        warn!(
+            peer = %self.peer,
+            identity = %self.identity,
+            user,
+            command,
+            reason = reason.as_str(),
+            "ACL denied"
+        );
         self.log
             .add(reason, in_multi, object, user.as_bytes(), self.info(user));
     }
@@ -28,7 +40,14 @@ impl Audit {
     /// A failed `AUTH`/`HELLO AUTH`; `typed` is the command name as sent.
     pub fn auth_failed(&self, in_multi: bool, typed: &[u8], username: &[u8]) {
         let user = String::from_utf8_lossy(username);
-        warn!(client = %self.client, user = %user, command = %String::from_utf8_lossy(typed), reason = "auth", "authentication failed");
+        warn!(
+            peer = %self.peer,
+            identity = %self.identity,
+            user = %user,
+            command = %String::from_utf8_lossy(typed).to_ascii_lowercase(),
+            reason = "auth",
+            "authentication failed"
+        );
         self.log
             .add(Reason::Auth, in_multi, typed, username, self.info(&user));
     }

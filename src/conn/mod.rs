@@ -17,29 +17,35 @@ pub mod session;
 pub mod slots;
 pub mod stream;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::acl::log::Reason;
+use crate::acl::User;
 use crate::acl::Users;
 use crate::command::{ChannelRef, KeyRef};
 use crate::config::Config;
 use crate::limits::rate::{Gate, Rates, Verdict};
 use crate::limits::report::Reporter;
 use crate::limits::Admission;
-use crate::metrics::Limit;
+use crate::metrics::{CommandResult, Limit};
 use crate::resp::reply::{ReplyScan, ReplyScanner};
 use crate::resp::request::{ProtocolError, RequestScan, RequestScanner, ScanLimits};
 use crate::upstream::{self, UpstreamStream};
 use io::{pump, pump_opt, read_into, read_opt, shrink, tick, READ_CHUNK};
-use session::{replies, Decided, Decision, Session};
+use session::{replies, Decided, Decision, Rebind, Session};
 use slots::{Emit, LocalReply, ReplySlots, SlotKind};
 use stream::Passthrough;
 
@@ -52,21 +58,65 @@ const MAX_SLOTS: usize = 1 << 16;
 /// A partial upstream frame this large is sent on before it is complete.
 const STREAM_MIN: usize = 64 * 1024;
 
-/// What every connection shares (replaced whole on reload).
+/// One configuration generation: what a reload (SIGHUP) replaces whole.
 #[derive(Debug)]
-pub struct Shared {
+pub struct Live {
     /// The validated configuration.
     pub config: Arc<Config>,
     /// The users.
     pub users: Arc<Users>,
+    /// Rate gates: users' `rate`, per-IP connection and auth-failure rates
+    /// (a reload keeps the gates whose settings did not change).
+    pub rates: Arc<Rates>,
+    /// The rustls configuration new handshakes use.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// 1 at startup, +1 per successful reload.
+    pub generation: u64,
+}
+
+/// What every connection shares, for the life of the process.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration in force: read lock-free, swapped whole by a reload.
+    live: ArcSwap<Live>,
+    /// Woken after each reload, so idle and subscribed connections check their user.
+    reloaded: Notify,
+    /// `live`'s generation, for connections to compare at one atomic load.
+    generation: AtomicU64,
     /// The `ACL LOG` shared by every connection.
     pub acl_log: Arc<crate::acl::log::AclLog>,
-    /// Open connections in total, per IP and per user (kept across reloads).
+    /// Open connections in total, per IP and per user.
     pub admission: Arc<Admission>,
-    /// Rate gates: users' `rate`, per-IP connection and auth-failure rates.
-    pub rates: Arc<Rates>,
-    /// Counts and logs every limit hit (kept across reloads).
+    /// Counts and logs every limit hit; owns the metrics.
     pub reporter: Arc<Reporter>,
+}
+
+impl Shared {
+    /// Process-wide state around the first configuration generation.
+    pub fn new(live: Live, reporter: Arc<Reporter>) -> Self {
+        Shared {
+            generation: AtomicU64::new(live.generation),
+            live: ArcSwap::from_pointee(live),
+            reloaded: Notify::new(),
+            acl_log: Arc::default(),
+            admission: Arc::default(),
+            reporter,
+        }
+    }
+
+    /// The configuration in force now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Puts `live` in force: new connections and admissions use it at once, every
+    /// open connection before its next command (idle ones are woken for it).
+    pub fn install(&self, live: Live) {
+        let generation = live.generation;
+        self.live.store(Arc::new(live));
+        self.generation.store(generation, Ordering::Release);
+        self.reloaded.notify_waiters();
+    }
 }
 
 /// Who a new connection is, as the server learned it.
@@ -90,32 +140,40 @@ pub struct Shutdown {
 }
 
 /// Serves one client until it leaves, errs, or shutdown completes.
-/// `client` says who it is (address, certificate user and identity).
-pub async fn serve<S>(stream: S, client: Client, shared: Arc<Shared>, shutdown: Shutdown)
-where
+/// `client` says who it is (address, certificate user and identity), as
+/// found in `live`, the configuration its handshake used.
+pub async fn serve<S>(
+    stream: S,
+    client: Client,
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+    shutdown: Shutdown,
+) where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let (client_r, client_w) = tokio::io::split(stream);
-    let limits = ScanLimits::from(&shared.config.limits);
+    let limits = ScanLimits::from(&live.config.limits);
     let Client {
         addr: peer,
         cert_user,
         identity,
     } = client;
     let mut label = format!("id={} addr={peer}", next_client_id());
-    if let Some(identity) = identity {
+    if let Some(identity) = &identity {
         label.push_str(&format!(" cert=[{identity}]"));
     }
     let audit = audit::Audit {
         log: Arc::clone(&shared.acl_log),
         client: label,
+        peer: peer.to_string(),
+        identity: identity.unwrap_or_default(),
     };
     let start_user = cert_user
         .clone()
-        .or_else(|| shared.users.implicit_default().cloned());
+        .or_else(|| live.users.implicit_default().cloned());
     let user_slot = match &start_user {
         Some(u) => {
-            let max = shared.users.limits(&u.name).max_clients;
+            let max = live.users.limits(&u.name).max_clients;
             match shared.admission.admit_user(&u.name, max) {
                 Some(slot) => Some(slot),
                 None => {
@@ -132,9 +190,10 @@ where
     let session = Session::new(cert_user)
         .with_audit(audit)
         .with_admission(Arc::clone(&shared.admission), user_slot);
-    let idle_timeout = shared.config.limits.idle_timeout;
+    let idle_timeout = live.config.limits.idle_timeout;
     let mut conn = Conn {
         shared,
+        live,
         peer,
         client_r,
         client_w,
@@ -160,6 +219,11 @@ where
         last_active: Instant::now(),
         keys: Vec::new(),
         channels: Vec::new(),
+        read_at: Instant::now(),
+        timings: VecDeque::new(),
+        timed_answered: 0,
+        tally: [0; CommandResult::ALL.len()],
+        tally_user: None,
     };
     match conn.run(&shutdown).await {
         Ok(()) => debug!(%peer, "client disconnected"),
@@ -202,6 +266,8 @@ struct Upstream {
 
 struct Conn<S> {
     shared: Arc<Shared>,
+    /// The configuration this connection follows (brought up to date before each batch).
+    live: Arc<Live>,
     peer: SocketAddr,
     client_r: ReadHalf<S>,
     client_w: WriteHalf<S>,
@@ -238,6 +304,15 @@ struct Conn<S> {
     last_active: Instant,
     keys: Vec<KeyRef>,
     channels: Vec<ChannelRef>,
+    /// When the last client read arrived (latency starts there).
+    read_at: Instant,
+    /// Forwarded commands not yet answered: (read instant, count), oldest first.
+    timings: VecDeque<(Instant, u64)>,
+    /// `slots.upstream_answered()` already taken out of `timings`.
+    timed_answered: u64,
+    /// Commands by result not yet added to the metrics, and the user they ran as.
+    tally: [u64; CommandResult::ALL.len()],
+    tally_user: Option<Arc<User>>,
 }
 
 /// What woke the loop.
@@ -248,6 +323,7 @@ enum Event {
     ClientRead(std::io::Result<usize>),
     Resume,
     IdleCheck,
+    Reloaded,
     Drain,
     Abort,
 }
@@ -255,7 +331,18 @@ enum Event {
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     async fn run(&mut self, shutdown: &Shutdown) -> std::io::Result<()> {
         let mut draining = false;
+        // Made once, not per loop turn: each `cancelled()`/`notified()` future
+        // registers with a lock shared by every connection when first polled.
+        let shared = Arc::clone(&self.shared);
+        let reloaded = shared.reloaded.notified();
+        let drain = shutdown.drain.cancelled();
+        let abort = shutdown.abort.cancelled();
+        tokio::pin!(reloaded, drain, abort);
         loop {
+            if self.refresh() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_client()).await;
+                return Ok(());
+            }
             self.process_commands().await;
             self.process_replies();
             let quiet = self.slots.is_empty() && self.up_out.is_empty();
@@ -296,8 +383,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                     r = read_into(&mut self.client_r, &mut self.inbuf), if read_client => Event::ClientRead(r),
                     _ = tick(&mut self.pause), if paused => Event::Resume,
                     _ = tick(&mut self.idle_timer), if idle_watch => Event::IdleCheck,
-                    _ = shutdown.drain.cancelled(), if !draining => Event::Drain,
-                    _ = shutdown.abort.cancelled() => Event::Abort,
+                    _ = &mut reloaded => Event::Reloaded,
+                    _ = &mut drain, if !draining => Event::Drain,
+                    _ = &mut abort => Event::Abort,
                 }
             };
             match event {
@@ -312,7 +400,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 Event::UpstreamRead(Ok(0)) => self.upstream_lost("closed by upstream"),
                 Event::UpstreamRead(Ok(_)) => {}
                 Event::ClientRead(Ok(0)) => self.client_eof = true,
-                Event::ClientRead(Ok(_)) => self.last_active = Instant::now(),
+                Event::ClientRead(Ok(_)) => {
+                    self.last_active = Instant::now();
+                    self.read_at = self.last_active;
+                }
                 Event::ClientRead(Err(e)) => return Err(e),
                 Event::Resume => self.resume().await,
                 Event::IdleCheck => {
@@ -320,6 +411,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                         return Ok(());
                     }
                 }
+                // The next turn's refresh() picks the new configuration up.
+                Event::Reloaded => reloaded.set(shared.reloaded.notified()),
                 Event::Drain => draining = true,
                 Event::Abort => {
                     self.slots
@@ -331,6 +424,44 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 }
             }
         }
+    }
+
+    /// Brings the connection to the configuration in force, if a reload changed
+    /// it. True when the connection must close: its user was removed or turned
+    /// `off` (like Redis's `ACL DELUSER`: commands in flight get no reply), or it
+    /// is subscribed and its user's channel permissions changed (Redis 7.0 kills
+    /// such subscribers too; the proxy does not track which channels they hold).
+    fn refresh(&mut self) -> bool {
+        if self.shared.generation.load(Ordering::Acquire) == self.live.generation {
+            return false;
+        }
+        let live = self.shared.live();
+        let old = std::mem::replace(&mut self.live, live);
+        self.rate = None;
+        let reason = match self.session.rebind(&old.users, &self.live.users) {
+            Rebind::Kept {
+                channels_changed: true,
+            } if self.slots.subscribed() => Some((
+                self.session.user(&self.live.users).map(|u| u.name.clone()),
+                "channel permissions of a subscribed user changed",
+            )),
+            Rebind::Kept { .. } => None,
+            Rebind::Gone(user) => Some((Some(user), "user removed or turned off")),
+        };
+        let Some((user, reason)) = reason else {
+            return false;
+        };
+        let audit = self.session.audit();
+        warn!(
+            peer = %audit.peer,
+            identity = %audit.identity,
+            user = user.as_deref().unwrap_or(""),
+            reason,
+            "connection closed by a configuration reload"
+        );
+        self.upstream = None;
+        self.closing = true;
+        true
     }
 
     /// True when `idle_timeout_s` applies now: nothing in flight or to write
@@ -359,10 +490,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         };
         let deadline = self.last_active + idle;
         if Instant::now() >= deadline {
-            let user = self
-                .session
-                .user(&self.shared.users)
-                .map(|u| u.name.clone());
+            let user = self.session.user(&self.live.users).map(|u| u.name.clone());
             self.shared.reporter.hit(
                 Limit::IdleTimeout,
                 self.peer,
@@ -389,7 +517,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         let Some(decided) = self.auth_debt.take() else {
             return;
         };
-        match self.shared.rates.auth_failure(self.peer.ip()) {
+        match self.live.rates.auth_failure(self.peer.ip()) {
             Ok(()) => {
                 let mut failed = false;
                 self.apply(decided, 0..0, &mut failed).await;
@@ -408,7 +536,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         match &self.rate {
             Some((k, gate)) if *k == key => gate.clone(),
             _ => {
-                let gate = user.and_then(|u| self.shared.rates.user(&u.name)).cloned();
+                let gate = user.and_then(|u| self.live.rates.user(&u.name)).cloned();
                 self.rate = Some((key, gate.clone()));
                 gate
             }
@@ -425,7 +553,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         }
         let mut pos = 0;
         let mut upstream_failed = false;
-        let users = Arc::clone(&self.shared.users);
+        let pushed = self.slots.upstream_pushed();
+        let users = Arc::clone(&self.live.users);
         while !self.closing && self.pause.is_none() && pos < self.inbuf.len() {
             if let Some(p) = self.passthrough.as_mut() {
                 let n = p.remaining.min(self.inbuf.len() - pos);
@@ -483,6 +612,60 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             shrink(&mut self.inbuf);
         }
         self.slots.drain_local(&mut self.out);
+        let forwarded = self.slots.upstream_pushed() - pushed;
+        if forwarded > 0 {
+            self.timings.push_back((self.read_at, forwarded));
+        }
+        self.flush_tally();
+    }
+
+    /// Counts one command's outcome for `portcullis_commands_total`, under the
+    /// user it ran as (kept per connection, added to the metrics per batch).
+    fn count(&mut self, result: CommandResult) {
+        let user = self.session.user(&self.live.users).map(Arc::as_ptr);
+        if user != self.tally_user.as_ref().map(Arc::as_ptr) {
+            self.flush_tally();
+            self.tally_user = self.session.user(&self.live.users).cloned();
+        }
+        self.tally[result as usize] += 1;
+    }
+
+    /// Adds the commands counted since the last flush to the metrics
+    /// (`user=""` before authentication).
+    fn flush_tally(&mut self) {
+        if self.tally.iter().any(|&n| n > 0) {
+            let user = self.tally_user.as_ref().map_or("", |u| u.name.as_str());
+            self.shared.reporter.metrics().commands(user, &self.tally);
+            self.tally = [0; CommandResult::ALL.len()];
+        }
+    }
+
+    /// Records the latency of every forwarded command answered since the last
+    /// call: from the read that brought it to the routing of its reply.
+    fn observe_latencies(&mut self) {
+        let answered = self.slots.upstream_answered();
+        let mut done = answered.saturating_sub(self.timed_answered);
+        self.timed_answered = answered;
+        if done == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let metrics = self.shared.reporter.metrics();
+        while done > 0 {
+            let Some(front) = self.timings.front_mut() else {
+                break;
+            };
+            let n = front.1.min(done);
+            let seconds = now.saturating_duration_since(front.0).as_secs_f64();
+            for _ in 0..n {
+                metrics.observe_latency(seconds);
+            }
+            front.1 -= n;
+            done -= n;
+            if front.1 == 0 {
+                self.timings.pop_front();
+            }
+        }
     }
 
     /// Applies the user's rate to the command at `command`: true to run it;
@@ -497,14 +680,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         let Some(gate) = gate else {
             return true;
         };
-        let verdict = gate.verdict(self.shared.config.limits.rate_mode);
+        let verdict = gate.verdict(self.live.config.limits.rate_mode);
         if verdict == Verdict::Go {
             return true;
         }
-        let user = self
-            .session
-            .user(&self.shared.users)
-            .map(|u| u.name.clone());
+        let user = self.session.user(&self.live.users).map(|u| u.name.clone());
         match verdict {
             Verdict::Wait(wait) => {
                 self.shared
@@ -516,6 +696,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 self.shared
                     .reporter
                     .hit(Limit::RateReject, self.peer, user.as_deref(), "rejected");
+                self.count(CommandResult::RateLimited);
                 let decided = self.session.refuse(replies::RATE_LIMITED);
                 self.apply(decided, command, upstream_failed).await;
             }
@@ -537,8 +718,19 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 .reporter
                 .hit(Limit::UserMaxClients, self.peer, Some(&user), "auth");
         }
+        let denied = events.denied.map(|reason| match reason {
+            Reason::Key => CommandResult::DeniedKey,
+            Reason::Channel => CommandResult::DeniedChannel,
+            Reason::Command | Reason::Auth => CommandResult::DeniedCommand,
+        });
         if events.auth_failed {
-            if let Err(wait) = self.shared.rates.auth_failure(self.peer.ip()) {
+            self.shared.reporter.metrics().auth_failure();
+        }
+        if events.auth_failed || denied.is_some() {
+            self.count(denied.unwrap_or(CommandResult::Local));
+        }
+        if events.auth_failed {
+            if let Err(wait) = self.live.rates.auth_failure(self.peer.ip()) {
                 self.shared.reporter.hit(
                     Limit::AuthFailuresPerIp,
                     self.peer,
@@ -550,7 +742,16 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 return false;
             }
         }
-        self.apply(decided, command, upstream_failed).await
+        let counted = events.auth_failed || denied.is_some();
+        let forwarded = self.apply(decided, command, upstream_failed).await;
+        if !counted {
+            self.count(if forwarded {
+                CommandResult::Forwarded
+            } else {
+                CommandResult::Local
+            });
+        }
+        forwarded
     }
 
     /// Malformed or oversized input: Redis's error, then close.
@@ -568,10 +769,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 Limit::ProtocolError
             }
         };
-        let user = self
-            .session
-            .user(&self.shared.users)
-            .map(|u| u.name.clone());
+        let user = self.session.user(&self.live.users).map(|u| u.name.clone());
         self.shared
             .reporter
             .hit(limit, self.peer, user.as_deref(), &e.to_string());
@@ -667,7 +865,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             .push_upstream(kind, if suppress { Emit::Drop } else { emit });
         if kind == SlotKind::Reset {
             // RESET also logs the upstream connection out: log the proxy back in.
-            if let Some(auth) = upstream::auth_command(&self.shared.config.upstream) {
+            if let Some(auth) = upstream::auth_command(&self.live.config.upstream) {
                 self.up_out.extend_from_slice(&auth);
                 self.slots.push_upstream(SlotKind::Plain, Emit::Drop);
             }
@@ -676,7 +874,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     }
 
     async fn connect_upstream(&mut self) -> bool {
-        match upstream::connect(&self.shared.config.upstream).await {
+        match upstream::connect(&self.live.config.upstream).await {
             Ok(stream) => {
                 let (r, w) = tokio::io::split(stream);
                 self.upstream = Some(Upstream { r, w });
@@ -685,6 +883,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 true
             }
             Err(e) => {
+                self.shared.reporter.metrics().upstream_connect_error();
                 warn!(peer = %self.peer, error = %e, "upstream unavailable");
                 false
             }
@@ -694,6 +893,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     /// Routes every complete upstream frame to its slot; sends on the validated
     /// front of a large incomplete frame when it certainly belongs to the head slot.
     fn process_replies(&mut self) {
+        self.route_replies();
+        self.observe_latencies();
+    }
+
+    fn route_replies(&mut self) {
         loop {
             match self.replies.scan(&self.up_in) {
                 Ok(ReplyScan::Complete { len }) => {
@@ -747,6 +951,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             // A reply is half sent: no error can be put in the middle of it.
             self.out.clear();
             self.slots = ReplySlots::new();
+            self.timings.clear();
+            self.timed_answered = 0;
         } else {
             self.slots
                 .fail_upstream(&mut self.out, replies::UPSTREAM_LOST);
@@ -762,6 +968,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     }
 
     async fn close(&mut self) {
+        self.flush_tally();
         let grace = std::time::Duration::from_secs(2);
         let _ = tokio::time::timeout(grace, async {
             let _ = self.flush_client().await;

@@ -111,6 +111,19 @@ pub struct Session {
     events: Events,
 }
 
+/// What a reload made of the connection's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebind {
+    /// Still there and `on` (or never authenticated); `channels_changed` when the
+    /// user's channel permissions differ, which matters to a subscribed connection.
+    Kept {
+        /// The user's channel rules changed.
+        channels_changed: bool,
+    },
+    /// The user was removed or turned `off`: the connection must close.
+    Gone(String),
+}
+
 /// What the last decisions did that the connection must act on.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Events {
@@ -118,6 +131,8 @@ pub struct Events {
     pub auth_failed: bool,
     /// Authentication succeeded but this user's `max_clients` are open.
     pub user_cap: Option<String>,
+    /// The ACL refused the command (command, key or channel).
+    pub denied: Option<Reason>,
 }
 
 fn local(b: &'static [u8]) -> Decision {
@@ -203,6 +218,43 @@ impl Session {
         }
     }
 
+    /// Moves the session from `old` users to `new` ones after a reload, by name:
+    /// the user commands run as (an implicit `default` included, which from now on
+    /// is held explicitly, like a Redis connection authenticated as `default`
+    /// stays so when `default` gets a password) and the certificate's user.
+    /// An open MULTI whose user's rules changed is failed (EXEC gets EXECABORT):
+    /// its queued commands were checked against the old rules.
+    pub fn rebind(&mut self, old: &Users, new: &Users) -> Rebind {
+        if let Some(c) = &self.cert_user {
+            self.cert_user = new.get(&c.name).filter(|u| u.enabled).cloned();
+        }
+        let Some(current) = self.user(old).cloned() else {
+            return Rebind::Kept {
+                channels_changed: false,
+            };
+        };
+        let Some(next) = new.get(&current.name).filter(|u| u.enabled).cloned() else {
+            return Rebind::Gone(current.name.clone());
+        };
+        if *next != *current && self.in_multi {
+            self.multi_dirty = true;
+        }
+        let channels = |u: &User| {
+            u.selectors
+                .iter()
+                .map(|s| (s.all_channels, s.channels.clone()))
+                .collect::<Vec<_>>()
+        };
+        let channels_changed = channels(&next) != channels(&current);
+        self.user = Some(next);
+        Rebind::Kept { channels_changed }
+    }
+
+    /// Who this connection is, for logs.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
     /// Reports denials and auth failures to `audit` (the shared ACL LOG).
     pub fn with_audit(mut self, audit: Audit) -> Self {
         self.audit = audit;
@@ -248,6 +300,7 @@ impl Session {
                     };
                     self.audit
                         .denied(reason, self.in_multi, object, &u.name, full_name);
+                    self.events.denied = Some(reason);
                 }
                 if self.in_multi {
                     self.multi_dirty = true;

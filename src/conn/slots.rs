@@ -86,6 +86,9 @@ pub struct ReplySlots {
     channels: i64,
     patterns: i64,
     shard: i64,
+    /// Upstream slots queued, and answered (by the upstream or failed), so far.
+    pushed: u64,
+    answered: u64,
 }
 
 impl ReplySlots {
@@ -107,14 +110,22 @@ impl ReplySlots {
             _ => Some(1),
         };
         self.queue.push_back(Slot::Upstream { kind, emit, left });
+        self.pushed += 1;
     }
 
     /// Number of slots waiting for upstream replies.
     pub fn upstream_pending(&self) -> usize {
-        self.queue
-            .iter()
-            .filter(|s| matches!(s, Slot::Upstream { .. }))
-            .count()
+        usize::try_from(self.pushed - self.answered).unwrap_or(usize::MAX)
+    }
+
+    /// Upstream slots queued since the queue was made.
+    pub fn upstream_pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Upstream slots answered (or failed) since the queue was made, in order.
+    pub fn upstream_answered(&self) -> u64 {
+        self.answered
     }
 
     /// Number of queued slots.
@@ -200,6 +211,7 @@ impl ReplySlots {
         }
         if remaining == 0 {
             self.queue.pop_front();
+            self.answered += 1;
             self.apply_effect(kind, is_error, ty);
         }
         self.drain_local(out);
@@ -295,8 +307,11 @@ impl ReplySlots {
                 Slot::Local(r) => out.put_slice(r.bytes()),
                 Slot::Upstream {
                     emit: Emit::Drop, ..
-                } => {}
-                Slot::Upstream { .. } => out.put_slice(reply),
+                } => self.answered += 1,
+                Slot::Upstream { .. } => {
+                    self.answered += 1;
+                    out.put_slice(reply);
+                }
             }
         }
     }

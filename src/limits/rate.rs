@@ -7,6 +7,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -88,6 +89,7 @@ pub struct KeyedGate<K: Hash + Eq + Clone = IpAddr, C: Clock = DefaultClock> {
     limiter: RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<C::Instant>>,
     clock: C,
     checks: AtomicU32,
+    settings: RateSettings,
 }
 
 /// Keys are forgotten once their bucket is full again; looked at every this many checks.
@@ -107,7 +109,13 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedGate<K, C> {
             limiter: RateLimiter::dashmap_with_clock(quota(settings), clock.clone()),
             clock,
             checks: AtomicU32::new(0),
+            settings,
         }
+    }
+
+    /// The rate and burst it was made with.
+    pub fn settings(&self) -> RateSettings {
+        self.settings
     }
 
     /// Takes a token for `key`, or says how long until one is due.
@@ -138,28 +146,67 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedGate<K, C> {
 /// Every rate gate of one configuration.
 #[derive(Debug, Default)]
 pub struct Rates {
-    users: std::collections::HashMap<String, std::sync::Arc<Gate>>,
-    conn_rate_per_ip: Option<KeyedGate>,
-    auth_failures_per_ip: Option<KeyedGate>,
+    users: std::collections::HashMap<String, Arc<Gate>>,
+    conn_rate_per_ip: Option<Arc<KeyedGate>>,
+    auth_failures_per_ip: Option<Arc<KeyedGate>>,
+}
+
+/// `previous` when it was made with `settings`, else a new gate from `make`.
+fn keep_or_make<G>(
+    settings: Option<RateSettings>,
+    previous: Option<&Arc<G>>,
+    same: impl Fn(&G) -> RateSettings,
+    make: impl Fn(RateSettings) -> G,
+) -> Option<Arc<G>> {
+    let settings = settings?;
+    Some(match previous {
+        Some(old) if same(old) == settings => Arc::clone(old),
+        _ => Arc::new(make(settings)),
+    })
 }
 
 impl Rates {
     /// The gates `config` asks for: users' `rate`, `limits.conn_rate_per_ip`,
     /// `limits.auth_failures_per_ip`.
     pub fn from_config(config: &crate::config::Config) -> Self {
+        Rates::from_config_keeping(config, &Rates::default())
+    }
+
+    /// Like [`Rates::from_config`] on a reload: every gate whose settings did not
+    /// change is `previous`'s own, so its tokens (and a user's shared budget, and
+    /// what each address has used) carry over; changed or new settings start full.
+    pub fn from_config_keeping(config: &crate::config::Config, previous: &Rates) -> Self {
         Rates {
             users: config
                 .users
                 .iter()
-                .filter_map(|u| Some((u.name.clone(), std::sync::Arc::new(Gate::new(u.rate?)))))
+                .filter_map(|u| {
+                    let gate = keep_or_make(
+                        u.rate,
+                        previous.users.get(&u.name),
+                        Gate::settings,
+                        Gate::new,
+                    )?;
+                    Some((u.name.clone(), gate))
+                })
                 .collect(),
-            conn_rate_per_ip: config.limits.conn_rate_per_ip.map(KeyedGate::new),
-            auth_failures_per_ip: config.limits.auth_failures_per_ip.map(KeyedGate::new),
+            conn_rate_per_ip: keep_or_make(
+                config.limits.conn_rate_per_ip,
+                previous.conn_rate_per_ip.as_ref(),
+                KeyedGate::settings,
+                KeyedGate::new,
+            ),
+            auth_failures_per_ip: keep_or_make(
+                config.limits.auth_failures_per_ip,
+                previous.auth_failures_per_ip.as_ref(),
+                KeyedGate::settings,
+                KeyedGate::new,
+            ),
         }
     }
 
     /// The gate shared by `user`'s connections, if it has a `rate`.
-    pub fn user(&self, user: &str) -> Option<&std::sync::Arc<Gate>> {
+    pub fn user(&self, user: &str) -> Option<&Arc<Gate>> {
         self.users.get(user)
     }
 
@@ -181,6 +228,46 @@ impl Rates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config_with(rates: &str, conn_rate: &str) -> crate::config::Config {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n\
+             [upstream]\naddress = \"127.0.0.1:1\"\n[limits]\n{conn_rate}\n\
+             [[users]]\nname = \"a\"\nrules = \"on nopass\"\nrate = {rates}\n\
+             [[users]]\nname = \"b\"\nrules = \"on nopass\"\nrate = {{ ops_per_sec = 5, burst = 1 }}\n"
+        );
+        crate::config::parse(&text, std::path::Path::new("/tmp/proxy.toml")).expect("config")
+    }
+
+    #[test]
+    fn a_reload_keeps_the_gates_whose_settings_did_not_change() {
+        let same = "{ ops_per_sec = 10, burst = 2 }";
+        let old = Rates::from_config(&config_with(same, ""));
+        // Use up user a's burst; the kept gate must remember it.
+        assert!(old
+            .user("a")
+            .is_some_and(|g| g.check().is_ok() && g.check().is_ok()));
+        let kept = Rates::from_config_keeping(&config_with(same, ""), &old);
+        assert!(Arc::ptr_eq(&kept.users["a"], &old.users["a"]));
+        assert!(Arc::ptr_eq(&kept.users["b"], &old.users["b"]));
+        assert!(kept.user("a").is_some_and(|g| g.check().is_err()));
+        assert!(Arc::ptr_eq(
+            kept.conn_rate_per_ip.as_ref().expect("default on"),
+            old.conn_rate_per_ip.as_ref().expect("default on")
+        ));
+        // A changed rate is a new, full gate; the unchanged one is still shared.
+        let changed = Rates::from_config_keeping(
+            &config_with(
+                "{ ops_per_sec = 10, burst = 3 }",
+                "conn_rate_per_ip = { ops_per_sec = 0, burst = 1 }",
+            ),
+            &kept,
+        );
+        assert!(!Arc::ptr_eq(&changed.users["a"], &old.users["a"]));
+        assert!(changed.user("a").is_some_and(|g| g.check().is_ok()));
+        assert!(Arc::ptr_eq(&changed.users["b"], &old.users["b"]));
+        assert!(changed.conn_rate_per_ip.is_none());
+    }
     use governor::clock::{FakeRelativeClock, Reference};
 
     fn settings(ops_per_sec: u32, burst: u32) -> RateSettings {

@@ -34,6 +34,12 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// After `stop`, how long in-flight requests may take before being dropped.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// What `/readyz` awaits: true when ready.
+pub type ReadyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// Makes a [`ReadyFuture`] per `/readyz` request.
+pub type Ready = Arc<dyn Fn() -> ReadyFuture + Send + Sync>;
+
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -42,7 +48,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Routes (`GET` or `HEAD`; the query string is ignored):
 /// - `/metrics`: 200, [`Metrics::encode`] with content type [`CONTENT_TYPE`];
 /// - `/healthz`: 200 `ok`;
-/// - `/readyz`: 200 `ready` when `ready()` returns true, else 503 `not ready`;
+/// - `/readyz`: 200 `ready` when `ready()` resolves to true, else 503 `not ready`;
 /// - anything else: 404 `not found`.
 ///
 /// HTTP/1.1 with keep-alive; a malformed request ends its connection (hyper
@@ -53,7 +59,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    ready: Ready,
     stop: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -102,15 +108,12 @@ pub async fn serve(
 async fn connection(
     stream: TcpStream,
     metrics: Arc<Metrics>,
-    ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    ready: Ready,
     stop: CancellationToken,
 ) {
     let service = service_fn(move |request: Request<Incoming>| {
-        std::future::ready(Ok::<_, Infallible>(respond(
-            &request,
-            &metrics,
-            ready.as_ref(),
-        )))
+        let (metrics, ready) = (Arc::clone(&metrics), Arc::clone(&ready));
+        async move { Ok::<_, Infallible>(respond(&request, &metrics, &ready).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -130,10 +133,10 @@ async fn connection(
 }
 
 /// Routes one request. Never fails: everything unknown is a 404.
-fn respond(
+async fn respond(
     request: &Request<Incoming>,
     metrics: &Metrics,
-    ready: &(dyn Fn() -> bool + Send + Sync),
+    ready: &Ready,
 ) -> Response<Full<Bytes>> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return text(StatusCode::NOT_FOUND, "not found");
@@ -147,7 +150,7 @@ fn respond(
             response
         }
         "/healthz" => text(StatusCode::OK, "ok"),
-        "/readyz" if ready() => text(StatusCode::OK, "ready"),
+        "/readyz" if ready().await => text(StatusCode::OK, "ready"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }

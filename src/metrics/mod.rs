@@ -26,7 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-pub use http::{serve, CONTENT_TYPE};
+pub use http::{serve, Ready, ReadyFuture, CONTENT_TYPE};
 pub use labels::{CommandResult, Limit};
 
 use labels::{CertLabels, CommandLabels, LimitLabels, ReasonLabels, ReloadLabels, Text};
@@ -206,14 +206,28 @@ impl Metrics {
     /// `"default"`): each new name adds six series that are never removed.
     /// The first command of a user creates its series (all six results, at 0).
     pub fn command(&self, user: &str, result: CommandResult) {
-        let index = result as usize;
+        let mut counts = [0; CommandResult::ALL.len()];
+        counts[result as usize] = 1;
+        self.commands(user, &counts);
+    }
+
+    /// Adds `counts[r as usize]` commands of each result `r` to `user`'s
+    /// `portcullis_commands_total` series (one lookup for a whole batch).
+    pub fn commands(&self, user: &str, counts: &[u64; CommandResult::ALL.len()]) {
+        let add = |series: &[Counter; CommandResult::ALL.len()]| {
+            for (counter, &n) in series.iter().zip(counts) {
+                if n > 0 {
+                    counter.inc_by(n);
+                }
+            }
+        };
         {
             let counters = self
                 .command_counters
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some(counters) = counters.get(user) {
-                counters[index].inc();
+            if let Some(series) = counters.get(user) {
+                add(series);
                 return;
             }
         }
@@ -221,15 +235,14 @@ impl Metrics {
             .command_counters
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        counters.entry(user.into()).or_insert_with(|| {
+        add(counters.entry(user.into()).or_insert_with(|| {
             CommandResult::ALL.map(|result| {
                 self.commands.get_or_create_owned(&CommandLabels {
                     user: Text(user.into()),
                     result,
                 })
             })
-        })[index]
-            .inc();
+        }));
     }
 
     /// Counts a failed authentication in `portcullis_auth_failures_total`.

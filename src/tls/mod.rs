@@ -69,6 +69,20 @@ pub fn peer_identity(conn: &rustls::ServerConnection) -> Option<PeerIdentity> {
         .and_then(|cert| PeerIdentity::from_der(cert.as_ref()))
 }
 
+/// The earliest notAfter (Unix seconds) among the certificates of a PEM file:
+/// the server chain's, or the soonest-expiring CA of a bundle. `None` when the
+/// file has no readable certificate.
+pub fn not_after(path: &Path) -> Option<i64> {
+    CertificateDer::pem_file_iter(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+            Some(cert.validity().not_after.timestamp())
+        })
+        .min()
+}
+
 /// Reads every `CERTIFICATE` block of a PEM file; at least one is required.
 fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
