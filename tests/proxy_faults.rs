@@ -165,13 +165,25 @@ async fn sigterm_drains_in_flight_commands_and_exits_zero() {
 async fn sigterm_past_the_grace_answers_blocked_commands_with_an_error() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
-    let config =
-        support::base_config_with_server(&pki, &redis.addr(), "shutdown_grace_s = 1", USERS);
+    let server = "shutdown_grace_s = 1\nmetrics_listen = \"127.0.0.1:0\"";
+    let config = support::base_config_with_server(&pki, &redis.addr(), server, USERS);
     let mut proxy = Proxy::start(&config, pki.dir());
+    let metrics = proxy.metrics_addr();
+    assert_eq!(support::http_get(metrics, "/readyz").await.0, 200);
     let mut blocked = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     blocked.send(&[b"BLPOP", b"nothing", b"0"]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     proxy.sigterm();
+    // Unready from the start of the drain, while the BLPOP still holds the process.
+    let mut status = 0;
+    for _ in 0..40 {
+        status = support::http_get(metrics, "/readyz").await.0;
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, 503);
     assert_eq!(
         blocked.read_raw_until_closed().await,
         b"-ERR proxy shutting down\r\n"

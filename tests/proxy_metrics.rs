@@ -2,7 +2,7 @@
 //! under the user it ran as and its result (forwarded, denied by reason, rate-limited,
 //! answered locally), auth failures, the latency histogram (one observation per
 //! forwarded command), upstream connect errors, connections accepted, and TLS handshake
-//! failures; each counter moves by exactly the traffic sent.
+//! failures; each counter moves by exactly the traffic sent. `/readyz` follows the upstream.
 
 mod support;
 
@@ -69,6 +69,11 @@ async fn counters_move_by_exactly_the_traffic() {
 
     let (status, text) = http_get(proxy.metrics_addr(), "/metrics").await;
     assert_eq!(status, 200);
+    // Listener up and upstream reachable.
+    assert_eq!(
+        http_get(proxy.metrics_addr(), "/readyz").await,
+        (200, "ready".into())
+    );
     for (sample, want) in [
         (commands("alice", "forwarded"), 10.0),
         (commands("alice", "denied_key"), 3.0),
@@ -137,6 +142,10 @@ async fn upstream_connect_errors_are_counted() {
     }
     let errors = scrape(&proxy, "portcullis_upstream_connect_errors_total").await;
     assert_eq!(errors, 3.0);
+    // Alive but not ready: the upstream cannot be reached.
+    let addr = proxy.metrics_addr();
+    assert_eq!(http_get(addr, "/healthz").await, (200, "ok".into()));
+    assert_eq!(http_get(addr, "/readyz").await, (503, "not ready".into()));
     // Not forwarded: answered by the proxy.
     assert_eq!(scrape(&proxy, &commands("alice", "local")).await, 3.0);
 }
