@@ -34,7 +34,7 @@ pub struct Prepared {
 pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     let live = build_live(config, &Rates::default(), 1)?;
     let reporter = Arc::new(Reporter::new(Arc::new(Metrics::new())));
-    set_cert_expiry(reporter.metrics(), &live.config);
+    set_cert_expiry(reporter.metrics(), &live.tls);
     Ok(Prepared {
         shared: Arc::new(Shared::new(live, reporter)),
     })
@@ -47,7 +47,7 @@ fn build_live(config: Config, previous: &Rates, generation: u64) -> Result<Live,
     let users = Users::from_config(&config)
         .map_err(|e| errors.extend(e))
         .ok();
-    let tls = tls::load_server_config(&config.tls)
+    let tls = tls::load_server(&config.tls)
         .map_err(|e| errors.push(e.to_string()))
         .ok();
     match (users, tls) {
@@ -101,7 +101,7 @@ pub fn reload(shared: &Shared, path: &Path) -> Result<Reloaded, Vec<String>> {
             needs_restart.push(key);
         }
     }
-    set_cert_expiry(shared.reporter.metrics(), &live.config);
+    set_cert_expiry(shared.reporter.metrics(), &live.tls);
     let reloaded = Reloaded {
         generation: live.generation,
         users: live.users.len(),
@@ -138,12 +138,12 @@ fn reload_logged(shared: &Shared, path: &Path) {
     }
 }
 
-/// Notes the notAfter of the server certificate and of the client CAs.
-fn set_cert_expiry(metrics: &Metrics, config: &Config) {
-    if let Some(t) = tls::not_after(&config.tls.cert) {
+/// Notes the notAfter of the server certificate and of the client CAs in force.
+fn set_cert_expiry(metrics: &Metrics, tls: &tls::ServerTls) {
+    if let Some(t) = tls.server_not_after {
         metrics.set_cert_expiry("server", t);
     }
-    if let Some(t) = config.tls.client_ca.as_deref().and_then(tls::not_after) {
+    if let Some(t) = tls.client_ca_not_after {
         metrics.set_cert_expiry("client_ca", t);
     }
 }
@@ -258,7 +258,8 @@ const REFUSAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 impl Listener {
     /// The acceptor for a new connection: the certificates in force now.
     fn acceptor(&self, live: &Live) -> Option<TlsAcceptor> {
-        self.tls.then(|| TlsAcceptor::from(Arc::clone(&live.tls)))
+        self.tls
+            .then(|| TlsAcceptor::from(Arc::clone(&live.tls.config)))
     }
 
     async fn accept_loop(self, listener: TcpListener) {

@@ -20,7 +20,6 @@ pub mod stream;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,8 +67,8 @@ pub struct Live {
     /// Rate gates: users' `rate`, per-IP connection and auth-failure rates
     /// (a reload keeps the gates whose settings did not change).
     pub rates: Arc<Rates>,
-    /// The rustls configuration new handshakes use.
-    pub tls: Arc<rustls::ServerConfig>,
+    /// The rustls configuration new handshakes use, and its certificates' expiry.
+    pub tls: crate::tls::ServerTls,
     /// 1 at startup, +1 per successful reload.
     pub generation: u64,
 }
@@ -81,8 +80,6 @@ pub struct Shared {
     live: ArcSwap<Live>,
     /// Woken after each reload, so idle and subscribed connections check their user.
     reloaded: Notify,
-    /// `live`'s generation, for connections to compare at one atomic load.
-    generation: AtomicU64,
     /// The `ACL LOG` shared by every connection.
     pub acl_log: Arc<crate::acl::log::AclLog>,
     /// Open connections in total, per IP and per user.
@@ -95,7 +92,6 @@ impl Shared {
     /// Process-wide state around the first configuration generation.
     pub fn new(live: Live, reporter: Arc<Reporter>) -> Self {
         Shared {
-            generation: AtomicU64::new(live.generation),
             live: ArcSwap::from_pointee(live),
             reloaded: Notify::new(),
             acl_log: Arc::default(),
@@ -112,9 +108,7 @@ impl Shared {
     /// Puts `live` in force: new connections and admissions use it at once, every
     /// open connection before its next command (idle ones are woken for it).
     pub fn install(&self, live: Live) {
-        let generation = live.generation;
         self.live.store(Arc::new(live));
-        self.generation.store(generation, Ordering::Release);
         self.reloaded.notify_waiters();
     }
 }
@@ -432,11 +426,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     /// is subscribed and its user's channel permissions changed (Redis 7.0 kills
     /// such subscribers too; the proxy does not track which channels they hold).
     fn refresh(&mut self) -> bool {
-        if self.shared.generation.load(Ordering::Acquire) == self.live.generation {
+        let current = self.shared.live.load();
+        if Arc::ptr_eq(&current, &self.live) {
             return false;
         }
-        let live = self.shared.live();
-        let old = std::mem::replace(&mut self.live, live);
+        let old = std::mem::replace(&mut self.live, arc_swap::Guard::into_inner(current));
         self.rate = None;
         let reason = match self.session.rebind(&old.users, &self.live.users) {
             Rebind::Kept {
@@ -718,18 +712,19 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 .reporter
                 .hit(Limit::UserMaxClients, self.peer, Some(&user), "auth");
         }
-        let denied = events.denied.map(|reason| match reason {
-            Reason::Key => CommandResult::DeniedKey,
-            Reason::Channel => CommandResult::DeniedChannel,
-            Reason::Command | Reason::Auth => CommandResult::DeniedCommand,
-        });
+        // A denial or failed AUTH is counted now (its reply may wait below);
+        // anything else once applied, as forwarded or answered here.
+        let known = match events.denied {
+            Some(Reason::Key) => Some(CommandResult::DeniedKey),
+            Some(Reason::Channel) => Some(CommandResult::DeniedChannel),
+            Some(Reason::Command | Reason::Auth) => Some(CommandResult::DeniedCommand),
+            None => events.auth_failed.then_some(CommandResult::Local),
+        };
+        if let Some(result) = known {
+            self.count(result);
+        }
         if events.auth_failed {
             self.shared.reporter.metrics().auth_failure();
-        }
-        if events.auth_failed || denied.is_some() {
-            self.count(denied.unwrap_or(CommandResult::Local));
-        }
-        if events.auth_failed {
             if let Err(wait) = self.live.rates.auth_failure(self.peer.ip()) {
                 self.shared.reporter.hit(
                     Limit::AuthFailuresPerIp,
@@ -742,9 +737,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 return false;
             }
         }
-        let counted = events.auth_failed || denied.is_some();
         let forwarded = self.apply(decided, command, upstream_failed).await;
-        if !counted {
+        if known.is_none() {
             self.count(if forwarded {
                 CommandResult::Forwarded
             } else {

@@ -239,13 +239,12 @@ impl Session {
         if *next != *current && self.in_multi {
             self.multi_dirty = true;
         }
-        let channels = |u: &User| {
-            u.selectors
+        let channels_changed = next.selectors.len() != current.selectors.len()
+            || next
+                .selectors
                 .iter()
-                .map(|s| (s.all_channels, s.channels.clone()))
-                .collect::<Vec<_>>()
-        };
-        let channels_changed = channels(&next) != channels(&current);
+                .zip(&current.selectors)
+                .any(|(a, b)| a.all_channels != b.all_channels || a.channels != b.channels);
         self.user = Some(next);
         Rebind::Kept { channels_changed }
     }

@@ -228,6 +228,7 @@ impl Rates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::{FakeRelativeClock, Reference};
 
     fn config_with(rates: &str, conn_rate: &str) -> crate::config::Config {
         let text = format!(
@@ -268,7 +269,6 @@ mod tests {
         assert!(Arc::ptr_eq(&changed.users["b"], &old.users["b"]));
         assert!(changed.conn_rate_per_ip.is_none());
     }
-    use governor::clock::{FakeRelativeClock, Reference};
 
     fn settings(ops_per_sec: u32, burst: u32) -> RateSettings {
         RateSettings { ops_per_sec, burst }

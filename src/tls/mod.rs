@@ -29,6 +29,18 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A loaded `[tls]`: the rustls configuration, and the notAfter (Unix seconds) of
+/// what it was built from, for the certificate-expiry metric.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The rustls server configuration.
+    pub config: Arc<ServerConfig>,
+    /// Earliest notAfter in the server chain.
+    pub server_not_after: Option<i64>,
+    /// Earliest notAfter in the client CA bundle (when one is used).
+    pub client_ca_not_after: Option<i64>,
+}
+
 /// Builds the rustls server configuration from the `[tls]` settings.
 ///
 /// Reads the certificate chain, the private key (PKCS#8, PKCS#1 or SEC1), and, when
@@ -36,8 +48,15 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 /// error names the configuration key and the file. No ALPN; rustls's default session
 /// cache and TLS 1.3 tickets are kept.
 pub fn load_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    load_server(s).map(|t| t.config)
+}
+
+/// [`load_server_config`], plus the expiry of the certificates it read (each file
+/// is read once).
+pub fn load_server(s: &TlsSettings) -> Result<ServerTls, TlsError> {
     let provider = crypto_provider();
     let chain = read_certs("tls.cert", &s.cert)?;
+    let server_not_after = earliest_not_after(&chain);
     let key = PrivateKeyDer::from_pem_file(&s.key)
         .map_err(|e| TlsError::from_pem("tls.key", &s.key, e))?;
     let certified = certified_key(chain, key, s, &provider)?;
@@ -50,15 +69,34 @@ pub fn load_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError
         .with_protocol_versions(versions)
         .map_err(|e| TlsError::Config(e.to_string()))?;
 
+    let mut client_ca_not_after = None;
     let builder = match (&s.client_ca, s.client_auth) {
         (None, _) | (Some(_), ClientAuth::None) => builder.with_no_client_auth(),
         (Some(ca), auth) => {
-            let verifier = client_verifier(ca, &s.crl, auth == ClientAuth::Optional, &provider)?;
+            let cas = read_certs("tls.client_ca", ca)?;
+            client_ca_not_after = earliest_not_after(&cas);
+            let verifier =
+                client_verifier(ca, cas, &s.crl, auth == ClientAuth::Optional, &provider)?;
             builder.with_client_cert_verifier(verifier)
         }
     };
     let config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
-    Ok(Arc::new(config))
+    Ok(ServerTls {
+        config: Arc::new(config),
+        server_not_after,
+        client_ca_not_after,
+    })
+}
+
+/// The earliest notAfter (Unix seconds) among `certs`; `None` if none parses.
+fn earliest_not_after(certs: &[CertificateDer<'_>]) -> Option<i64> {
+    certs
+        .iter()
+        .filter_map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+            Some(cert.validity().not_after.timestamp())
+        })
+        .min()
 }
 
 /// The verified client certificate's identity of an established server connection,
@@ -67,20 +105,6 @@ pub fn peer_identity(conn: &rustls::ServerConnection) -> Option<PeerIdentity> {
     conn.peer_certificates()
         .and_then(|certs| certs.first())
         .and_then(|cert| PeerIdentity::from_der(cert.as_ref()))
-}
-
-/// The earliest notAfter (Unix seconds) among the certificates of a PEM file:
-/// the server chain's, or the soonest-expiring CA of a bundle. `None` when the
-/// file has no readable certificate.
-pub fn not_after(path: &Path) -> Option<i64> {
-    CertificateDer::pem_file_iter(path)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|der| {
-            let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
-            Some(cert.validity().not_after.timestamp())
-        })
-        .min()
 }
 
 /// Reads every `CERTIFICATE` block of a PEM file; at least one is required.
@@ -140,15 +164,17 @@ fn certificate_problem(err: &rustls::Error) -> String {
     }
 }
 
-/// Builds the client-certificate verifier from the CA bundle and the CRL files.
+/// Builds the client-certificate verifier from the CA bundle `cas` (read from
+/// `ca`) and the CRL files.
 fn client_verifier(
     ca: &Path,
+    cas: Vec<CertificateDer<'static>>,
     crl_paths: &[std::path::PathBuf],
     optional: bool,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
     let mut roots = RootCertStore::empty();
-    for (index, cert) in read_certs("tls.client_ca", ca)?.into_iter().enumerate() {
+    for (index, cert) in cas.into_iter().enumerate() {
         roots.add(cert).map_err(|e| TlsError::BadCaBundle {
             path: ca.to_path_buf(),
             reason: format!("certificate #{}: {}", index + 1, certificate_problem(&e)),
