@@ -2,7 +2,7 @@
 //! changed under an open connection apply to its next command; a user removed loses its
 //! connections (idle and subscribed ones too) while others stay; an open MULTI whose
 //! rules changed is aborted at EXEC; an invalid configuration is refused whole and the
-//! old one keeps working; the server certificate and client CA rotate with established
+//! old one keeps working; the acl file is read again; the server certificate and client CA rotate with established
 //! connections surviving and new handshakes using the new chain; reloads are counted.
 
 mod support;
@@ -252,5 +252,38 @@ async fn certificates_rotate_without_dropping_connections() {
     assert!(
         expiry > now,
         "server certificate expiry {expiry} not after {now}"
+    );
+}
+
+#[tokio::test]
+async fn the_acl_file_is_read_again() {
+    let redis = RedisServer::start();
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_tls(&pki, dir.path());
+    let acl = dir.path().join("users.acl");
+    std::fs::write(&acl, "user dave on nopass ~x:* +@all\n").expect("acl file");
+    let users = format!("[auth]\nacl_file = {}\n", toml_str(&acl.to_string_lossy()));
+    let proxy = Proxy::start(&config(dir.path(), &redis.addr(), &users), dir.path());
+    // bob's certificate names no user: AUTH as dave.
+    let mut dave = resp_tls(proxy.tls_addr(), &pki, Some("bob")).await;
+    assert!(dave.cmd_str(&["AUTH", "dave", "any"]).await.is_ok());
+    assert_eq!(
+        dave.cmd_str(&["SET", "y:1", "v"]).await.error(),
+        Some(KEY_DENIED)
+    );
+
+    std::fs::write(&acl, "user dave on nopass ~y:* +@all\n").expect("acl file");
+    let s = Setup {
+        proxy,
+        redis,
+        pki,
+        dir,
+    };
+    s.send_hup_and_wait(RELOADED, 1);
+    assert!(dave.cmd_str(&["SET", "y:1", "v"]).await.is_ok());
+    assert_eq!(
+        dave.cmd_str(&["SET", "x:1", "v"]).await.error(),
+        Some(KEY_DENIED)
     );
 }
