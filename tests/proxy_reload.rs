@@ -2,8 +2,9 @@
 //! changed under an open connection apply to its next command; a user removed loses its
 //! connections (idle and subscribed ones too) while others stay; an open MULTI whose
 //! rules changed is aborted at EXEC; an invalid configuration is refused whole and the
-//! old one keeps working; the acl file is read again; the server certificate and client CA rotate with established
-//! connections surviving and new handshakes using the new chain; reloads are counted.
+//! old one keeps working; the acl file is read again; the server certificate and client
+//! CA rotate with established connections surviving and new handshakes using the new
+//! chain; reloads are counted.
 
 mod support;
 
