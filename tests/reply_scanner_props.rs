@@ -297,14 +297,23 @@ fn with_attributes(frame: impl Strategy<Value = OwnedFrame>) -> impl Strategy<Va
         })
 }
 
+/// A RESP3 reply as Redis sends one: pushes only at the top level (a push that
+/// Redis writes while building another reply stands between its elements, never
+/// as one of them: see `pushes_between_elements_are_not_elements`).
 fn resp3() -> impl Strategy<Value = OwnedFrame> {
+    prop_oneof![
+        4 => resp3_nested(),
+        1 => prop::collection::vec(resp3_nested(), 0..6).prop_map(|data| OwnedFrame::Push {
+            data,
+            attributes: None
+        }),
+    ]
+}
+
+fn resp3_nested() -> impl Strategy<Value = OwnedFrame> {
     with_attributes(resp3_leaf()).prop_recursive(4, 48, 6, |inner| {
         with_attributes(prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(|data| OwnedFrame::Array {
-                data,
-                attributes: None
-            }),
-            prop::collection::vec(inner.clone(), 0..6).prop_map(|data| OwnedFrame::Push {
                 data,
                 attributes: None
             }),
@@ -382,6 +391,38 @@ proptest! {
         }
         let reference = reference_ends(&stream, resp3_reference);
         check_stream(&stream, &types, &reference, &reads, &discards)?;
+    }
+
+    /// Pushes written between an aggregate's elements (Redis delivering a
+    /// message while it builds a reply) pass in place: the aggregate is still
+    /// one frame, ending where it ends without them plus their bytes.
+    #[test]
+    fn pushes_between_elements_are_not_elements(
+        elements in prop::collection::vec((resp3_nested(), prop::option::weighted(0.4, resp3_nested())), 1..6),
+        tail_push in prop::option::of(resp3_nested()),
+        (reads, discards) in splits(),
+    ) {
+        let push = |inner: &OwnedFrame, out: &mut Vec<u8>| {
+            let frame = OwnedFrame::Push { data: vec![inner.clone()], attributes: None };
+            encode_resp3(&frame, out);
+        };
+        let mut stream = format!("*{}\r\n", elements.len()).into_bytes();
+        for (element, before) in &elements {
+            if let Some(p) = before {
+                push(p, &mut stream);
+            }
+            encode_resp3(element, &mut stream);
+        }
+        let end = stream.len();
+        // A push right after the aggregate is a frame of its own.
+        let mut types = vec![b'*'];
+        let mut ends = vec![end];
+        if let Some(p) = &tail_push {
+            push(p, &mut stream);
+            types.push(b'>');
+            ends.push(stream.len());
+        }
+        check_stream(&stream, &types, &ends, &reads, &discards)?;
     }
 
     #[test]

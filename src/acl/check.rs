@@ -105,7 +105,7 @@ fn check_selector(
         let listed = sel.first_args.iter().find(|(id, _)| *id == cmd.id);
         let allowed = match (first, listed) {
             (Some(a), Some((_, list))) if args.argc() >= 2 => {
-                list.iter().any(|f| f.eq_ignore_ascii_case(a))
+                list.iter().any(|f| f.eq_ignore_ascii_case(c_str(a)))
             }
             _ => false,
         };

@@ -81,9 +81,12 @@ impl AclLog {
                 && e.username == username
         });
         if let Some(i) = found {
+            // Redis 7.0 moves the entry to the front and takes the newest
+            // client's info and time.
             if let Some(mut e) = entries.remove(i) {
                 e.count += 1;
                 e.at = now;
+                e.client_info = client_info;
                 entries.push_front(e);
             }
             return;
@@ -194,6 +197,13 @@ mod tests {
             "{reply}"
         );
         assert!(reply.contains(":2\r\n"));
+        log.add(Reason::Key, false, b"k", b"u", "id=7".into());
+        let reply = String::from_utf8(log.reply(1, false)).unwrap();
+        assert!(reply.contains(":3\r\n"), "{reply}");
+        assert!(
+            reply.contains("$4\r\nid=7\r\n"),
+            "newest client-info: {reply}"
+        );
         for i in 0..200 {
             log.add(
                 Reason::Command,

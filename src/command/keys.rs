@@ -21,6 +21,7 @@ mod procs;
 mod tests;
 
 use super::types::{key_flags, BeginSearch, CommandSpec, FindKeys, KeySpec};
+use crate::resp::encode::is_keyword;
 use crate::resp::num::string2ll;
 
 /// Read access to a command's arguments (index 0 is the command name), so that
@@ -266,7 +267,7 @@ fn find_keyword<A: ArgList + ?Sized>(
         if i >= argc || i < 1 {
             break;
         }
-        if arg_at(args, i).is_some_and(|a| procs::c_str_eq_ignore_case(a, keyword)) {
+        if arg_at(args, i).is_some_and(|a| is_keyword(a, keyword)) {
             return Some(i + 1);
         }
         i = if upward { i + 1 } else { i - 1 };

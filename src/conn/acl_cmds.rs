@@ -70,7 +70,10 @@ pub fn run(
             Some(_) if args.len() > 3 => owned(
                 b"-ERR unknown subcommand or wrong number of arguments for 'cat'. Try ACL HELP.\r\n".to_vec(),
             ),
-            Some(name) => match std::str::from_utf8(name).ok().and_then(category_index) {
+            Some(name) => match std::str::from_utf8(encode::c_str(name))
+                .ok()
+                .and_then(category_index)
+            {
                 Some(i) => {
                     let names: Vec<&[u8]> = COMMANDS
                         .iter()
@@ -132,7 +135,7 @@ fn log(args: Args<'_>, ctx: &Ctx<'_>) -> Decision {
     }
     let count = match args.get(2) {
         None => 10,
-        Some(a) if a.eq_ignore_ascii_case(b"reset") => {
+        Some(a) if encode::is_keyword(a, "reset") => {
             ctx.log.reset();
             return owned(b"+OK\r\n".to_vec());
         }

@@ -585,6 +585,14 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 }
             };
             let rest = &self.inbuf[pos..];
+            if self.slots.pubsub_context_pending()
+                && session::depends_on_pubsub_context(self.scanner.args(rest))
+            {
+                // Redis decides it in a state that replies on their way will
+                // settle; it is scanned again when they have arrived.
+                break;
+            }
+            self.session.set_pubsub_context(self.slots.pubsub_context());
             let gate = gate.filter(|_| !rate_exempt(self.scanner.args(rest).get(0)));
             if !self
                 .rate_allows(gate.as_deref(), pos..pos + len, &mut upstream_failed)
@@ -781,6 +789,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         users: &Users,
         upstream_failed: &mut bool,
     ) -> Option<usize> {
+        if self.slots.pubsub_context_pending() {
+            return None;
+        }
+        self.session.set_pubsub_context(self.slots.pubsub_context());
         let rest = &self.inbuf[pos..];
         let early = stream::early(&self.scanner, rest, &mut self.keys, &mut self.channels)?;
         let held = rest.len();

@@ -6,7 +6,7 @@ use crate::acl::check::{check, noperm_reply, selector_allows, CheckScratch};
 use crate::acl::selector::PERM_READ;
 use crate::acl::User;
 use crate::command::{flags, resolve, CommandSpec, Resolved};
-use crate::resp::encode::{c_str, error_byte};
+use crate::resp::encode::{c_str, error_byte, is_keyword};
 use crate::resp::num::string2ll;
 use crate::resp::request::Args;
 
@@ -123,7 +123,7 @@ fn sort_needs_full_access(cmd: &CommandSpec, args: Args<'_>) -> Option<&'static 
     while j < argc {
         let left = argc - j - 1;
         let opt = args.get(j)?;
-        let is = |s: &str| opt.eq_ignore_ascii_case(s.as_bytes());
+        let is = |s: &str| is_keyword(opt, s);
         if is("asc") || is("desc") || is("alpha") {
         } else if is("limit") && left >= 2 {
             string2ll(args.get(j + 1)?)?;

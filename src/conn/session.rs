@@ -17,6 +17,7 @@ use crate::acl::check::Denial;
 use crate::acl::log::Reason;
 use crate::acl::{User, Users};
 use crate::limits::{Admission, UserSlot};
+use crate::resp::encode::is_keyword;
 use crate::resp::num::string2ll;
 use crate::resp::reply::PubSubKind;
 use crate::resp::request::Args;
@@ -54,6 +55,9 @@ pub mod replies {
     pub const UPSTREAM_LOST: &[u8] = b"-ERR upstream connection lost\r\n";
     /// In flight when the proxy's shutdown grace ran out.
     pub const SHUTTING_DOWN: &[u8] = b"-ERR proxy shutting down\r\n";
+    /// `HELLO ... SETNAME` with a name Redis refuses.
+    pub const BAD_CLIENT_NAME: &[u8] =
+        b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
     /// A connection cap is full (Redis's maxclients text); the connection closes.
     pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
     /// A command over its user's rate with `rate_mode = "reject"`.
@@ -109,6 +113,8 @@ pub struct Session {
     /// This connection's place among its current user's connections.
     user_slot: Option<UserSlot>,
     events: Events,
+    /// RESP2's pub/sub context holds (set by the connection before each decision).
+    pubsub_context: bool,
 }
 
 /// What a reload made of the connection's user.
@@ -155,7 +161,14 @@ impl Session {
             admission: Arc::default(),
             user_slot: None,
             events: Events::default(),
+            pubsub_context: false,
         }
+    }
+
+    /// Whether the connection is in RESP2's pub/sub context now (subscribed,
+    /// RESP2): the next decisions refuse what Redis refuses there.
+    pub fn set_pubsub_context(&mut self, on: bool) {
+        self.pubsub_context = on;
     }
 
     /// Counts users' connections in `admission`; `slot` is the place the
@@ -308,6 +321,19 @@ impl Session {
             }
         };
         let authed = user.is_some();
+        if self.pubsub_context && !allowed_in_pubsub_context(cmd.name) {
+            let reply = format!(
+                "-ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+                cmd.name
+            );
+            if cmd.name == "exec" {
+                return self.exec_refused(reply.as_bytes(), authed);
+            }
+            if self.in_multi {
+                self.multi_dirty = true;
+            }
+            return Decision::Local(LocalReply::Owned(Bytes::from(reply)));
+        }
         let name_is = |n: &str| cmd.name == n;
         if name_is("quit") {
             return Decision::Quit;
@@ -389,24 +415,28 @@ impl Session {
     /// and upstream replies agree; other modes go upstream for its syntax error.
     fn client_reply(&mut self, args: Args<'_>, suppress: &mut bool) -> Option<Decision> {
         let mode = args.get(2)?;
-        let decision = if mode.eq_ignore_ascii_case(b"on") {
-            self.reply_off = false;
-            *suppress = false;
-            local(replies::OK)
-        } else if mode.eq_ignore_ascii_case(b"off") {
-            self.reply_off = true;
-            Decision::Nothing
-        } else if mode.eq_ignore_ascii_case(b"skip") {
-            self.skip_next = !self.reply_off;
-            Decision::Nothing
-        } else {
-            return None;
-        };
+        let mode = ["on", "off", "skip"]
+            .into_iter()
+            .find(|m| is_keyword(mode, m))?;
         if self.in_multi {
             self.multi_dirty = true;
             return Some(local(replies::NOT_IN_MULTI));
         }
-        Some(decision)
+        Some(match mode {
+            "on" => {
+                self.reply_off = false;
+                *suppress = false;
+                local(replies::OK)
+            }
+            "off" => {
+                self.reply_off = true;
+                Decision::Nothing
+            }
+            _ => {
+                self.skip_next = !self.reply_off;
+                Decision::Nothing
+            }
+        })
     }
 
     /// MULTI/EXEC/DISCARD bookkeeping and the reply-slot kind of pub/sub and
@@ -471,20 +501,14 @@ impl Session {
             // One argument or none never gets here: the arity check answers it.
             _ => return local(replies::SYNTAX),
         };
-        match users.authenticate(user, password) {
-            Some(u) if self.become_user(&u, users) => local(replies::OK),
-            Some(_) => Decision::Refuse(replies::MAX_CLIENTS),
-            None => {
-                let typed = args.get(0).unwrap_or_default();
-                self.audit.auth_failed(self.in_multi, typed, user);
-                self.events.auth_failed = true;
-                local(replies::WRONGPASS)
-            }
-        }
+        self.authenticate(args, users, user, password)
+            .unwrap_or(local(replies::OK))
     }
 
-    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: options checked and
-    /// AUTH done here; `HELLO [protover] [SETNAME name]` goes upstream.
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`, like Redis 7.0: the
+    /// options apply left to right and the first error stops the rest (an
+    /// `AUTH` before it stays done); `HELLO [protover] [SETNAME name]` then
+    /// goes upstream, with the last name given.
     fn hello(&mut self, args: Args<'_>, users: &Users) -> Decision {
         let mut version = None;
         if let Some(v) = args.get(1) {
@@ -494,33 +518,31 @@ impl Session {
                 Some(_) => return local(replies::NOPROTO),
             }
         }
-        let (mut credentials, mut setname) = (None, None);
+        let mut setname = None;
         let mut j = 2;
         while let Some(opt) = args.get(j) {
             let more = args.len() - 1 - j;
-            if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
-                credentials = args.get(j + 1).zip(args.get(j + 2));
+            if is_keyword(opt, "auth") && more >= 2 {
+                let (user, password) = (
+                    args.get(j + 1).unwrap_or_default(),
+                    args.get(j + 2).unwrap_or_default(),
+                );
+                if let Some(refused) = self.authenticate(args, users, user, password) {
+                    return refused;
+                }
                 j += 3;
-            } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
-                setname = args.get(j + 1);
+            } else if is_keyword(opt, "setname") && more >= 1 {
+                let name = args.get(j + 1).unwrap_or_default();
+                if !valid_client_name(name) {
+                    return local(replies::BAD_CLIENT_NAME);
+                }
+                setname = Some(name);
                 j += 2;
             } else {
                 let mut msg = b"-ERR Syntax error in HELLO option '".to_vec();
                 crate::resp::encode::error_text(&mut msg, crate::resp::encode::c_str(opt));
                 msg.extend_from_slice(b"'\r\n");
                 return Decision::Local(LocalReply::Owned(Bytes::from(msg)));
-            }
-        }
-        if let Some((user, password)) = credentials {
-            match users.authenticate(user, password) {
-                Some(u) if self.become_user(&u, users) => {}
-                Some(_) => return Decision::Refuse(replies::MAX_CLIENTS),
-                None => {
-                    let typed = args.get(0).unwrap_or_default();
-                    self.audit.auth_failed(self.in_multi, typed, user);
-                    self.events.auth_failed = true;
-                    return local(replies::WRONGPASS);
-                }
             }
         }
         if !self.authenticated(users) {
@@ -543,6 +565,57 @@ impl Session {
             Emit::Pass,
         )
     }
+
+    /// One `AUTH`/`HELLO AUTH` attempt: `None` when the connection is now
+    /// `user`, else the reply (`WRONGPASS`, or the user's connection cap).
+    fn authenticate(
+        &mut self,
+        args: Args<'_>,
+        users: &Users,
+        user: &[u8],
+        password: &[u8],
+    ) -> Option<Decision> {
+        match users.authenticate(user, password) {
+            Some(u) if self.become_user(&u, users) => None,
+            Some(_) => Some(Decision::Refuse(replies::MAX_CLIENTS)),
+            None => {
+                let typed = args.get(0).unwrap_or_default();
+                self.audit.auth_failed(self.in_multi, typed, user);
+                self.events.auth_failed = true;
+                Some(local(replies::WRONGPASS))
+            }
+        }
+    }
+}
+
+/// The commands Redis runs in RESP2's pub/sub context.
+fn allowed_in_pubsub_context(name: &str) -> bool {
+    matches!(
+        name,
+        "ping"
+            | "subscribe"
+            | "ssubscribe"
+            | "psubscribe"
+            | "unsubscribe"
+            | "sunsubscribe"
+            | "punsubscribe"
+            | "quit"
+            | "reset"
+    )
+}
+
+/// True when deciding `args` depends on whether RESP2's pub/sub context holds
+/// (any command but the ones always allowed there, including unknown ones).
+pub fn depends_on_pubsub_context(args: Args<'_>) -> bool {
+    match crate::command::resolve(args.get(0).unwrap_or_default(), args.get(1)) {
+        crate::command::Resolved::Found(cmd) => !allowed_in_pubsub_context(cmd.name),
+        _ => true,
+    }
+}
+
+/// Redis's `validateClientName`: empty, or only the characters `!` to `~`.
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
 #[cfg(test)]

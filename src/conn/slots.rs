@@ -71,6 +71,47 @@ enum Slot {
     },
 }
 
+/// What an upstream frame is to the slot queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// A push (message, MONITOR line, RESP3 `>`): sent on, takes no slot.
+    Push,
+    /// A confirmation of the head slot's (un)subscribe: fills it, never hidden.
+    Confirmation,
+    /// The head slot's reply.
+    Reply,
+}
+
+/// Copies the pushes written inside `frame` (a complete, valid reply that is
+/// itself not sent) to `out`, in order.
+fn nested_pushes(frame: &[u8], out: &mut BytesMut) {
+    if memchr::memchr(b'>', frame).is_none() {
+        return;
+    }
+    let mut pos = 0;
+    // Walk element by element: into aggregates, over scalars, pushes copied whole.
+    while pos < frame.len() {
+        let rest = &frame[pos..];
+        let Ok(crate::resp::reply::ReplyScan::Complete { len }) =
+            crate::resp::reply::ReplyScanner::new().scan(rest)
+        else {
+            return;
+        };
+        if rest[0] == b'>' && pos > 0 {
+            out.put_slice(&rest[..len]);
+            pos += len;
+            continue;
+        }
+        pos += match rest[0] {
+            b'*' | b'%' | b'~' | b'>' | b'|' => match memchr::memchr(b'\n', rest) {
+                Some(nl) => nl + 1,
+                None => return,
+            },
+            _ => len,
+        };
+    }
+}
+
 /// The upstream reply did not fit any slot: the proxy and upstream disagree
 /// about the conversation, and the connection must close.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +130,9 @@ pub struct ReplySlots {
     /// Upstream slots queued, and answered (by the upstream or failed), so far.
     pushed: u64,
     answered: u64,
+    /// Waiting (un)subscribe slots, and waiting `HELLO`/`RESET` slots.
+    subscription_changes: u32,
+    protocol_changes: u32,
 }
 
 impl ReplySlots {
@@ -111,6 +155,32 @@ impl ReplySlots {
         };
         self.queue.push_back(Slot::Upstream { kind, emit, left });
         self.pushed += 1;
+        if let Some(n) = self.change_counter(kind) {
+            *n += 1;
+        }
+    }
+
+    /// The counter of waiting slots that `kind` belongs to, if any.
+    fn change_counter(&mut self, kind: SlotKind) -> Option<&mut u32> {
+        match kind {
+            SlotKind::Subscription { .. } | SlotKind::UnsubscribeAll(_) => {
+                Some(&mut self.subscription_changes)
+            }
+            SlotKind::Hello(_) | SlotKind::Reset => Some(&mut self.protocol_changes),
+            SlotKind::Plain | SlotKind::Monitor => None,
+        }
+    }
+
+    /// True while a waiting reply may change whether RESP2's pub/sub context
+    /// applies: an (un)subscribe, or a `HELLO`/`RESET` while subscribed.
+    pub fn pubsub_context_pending(&self) -> bool {
+        self.subscription_changes > 0 || (self.subscribed() && self.protocol_changes > 0)
+    }
+
+    /// True in RESP2's pub/sub context: subscribed, not RESP3 (Redis then runs
+    /// only the (un)subscribe family, PING, QUIT and RESET).
+    pub fn pubsub_context(&self) -> bool {
+        !self.resp3 && self.subscribed()
     }
 
     /// Number of slots waiting for upstream replies.
@@ -190,7 +260,12 @@ impl ReplySlots {
         streamed: bool,
         out: &mut BytesMut,
     ) -> Result<(), Desync> {
-        if !streamed && self.route_push(frame, ty, out) {
+        let route = if streamed {
+            Route::Reply
+        } else {
+            self.route_push(frame, ty, out)
+        };
+        if route == Route::Push {
             self.drain_local(out);
             return Ok(());
         }
@@ -206,23 +281,33 @@ impl ReplySlots {
         *left = Some(remaining);
         match emit {
             Emit::Pass => out.put_slice(frame),
-            Emit::Drop => {}
+            // Redis 7.0 never hides subscription confirmations (they count as
+            // pushes for `CLIENT REPLY`), nor pushes written inside a reply.
+            Emit::Drop if route == Route::Confirmation => out.put_slice(frame),
+            Emit::Drop => {
+                if self.resp3 {
+                    nested_pushes(frame, out);
+                }
+            }
             Emit::Replace(r) => out.put_slice(r),
         }
         if remaining == 0 {
             self.queue.pop_front();
             self.answered += 1;
+            if let Some(n) = self.change_counter(kind) {
+                *n -= 1;
+            }
             self.apply_effect(kind, is_error, ty);
         }
         self.drain_local(out);
         Ok(())
     }
 
-    /// Handles pushes and subscription confirmations; false for a plain reply.
-    fn route_push(&mut self, frame: &[u8], ty: u8, out: &mut BytesMut) -> bool {
+    /// Sends pushes on, and tracks subscription confirmations.
+    fn route_push(&mut self, frame: &[u8], ty: u8, out: &mut BytesMut) -> Route {
         if ty == b'+' && self.monitor && frame.get(1).is_some_and(u8::is_ascii_digit) {
             out.put_slice(frame);
-            return true;
+            return Route::Push;
         }
         let head_sub = match self.queue.front() {
             Some(Slot::Upstream {
@@ -236,13 +321,13 @@ impl ReplySlots {
         let Some((kind, count)) = classified else {
             if ty == b'>' {
                 out.put_slice(frame);
-                return true;
+                return Route::Push;
             }
-            return false;
+            return Route::Reply;
         };
         if !kind.is_subscription_change() {
             out.put_slice(frame);
-            return true;
+            return Route::Push;
         }
         if head_sub == Some(kind) {
             let expected = u32::try_from(self.family_count(kind).max(1)).unwrap_or(u32::MAX);
@@ -253,12 +338,12 @@ impl ReplySlots {
                 *left = Some(expected);
             }
             self.update_counts(kind, count);
-            return false;
+            return Route::Confirmation;
         }
         // Unsolicited (e.g. the server dropped a shard channel): a push.
         self.update_counts(kind, count);
         out.put_slice(frame);
-        true
+        Route::Push
     }
 
     fn family_count(&self, kind: PubSubKind) -> i64 {
@@ -314,6 +399,8 @@ impl ReplySlots {
                 }
             }
         }
+        self.subscription_changes = 0;
+        self.protocol_changes = 0;
     }
 }
 

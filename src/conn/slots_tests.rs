@@ -173,3 +173,42 @@ fn upstream_failure_answers_every_waiting_slot_in_order() {
     s.fail_upstream(&mut out, b"-ERR lost\r\n");
     assert_eq!(&out[..], b"-ERR lost\r\n+L\r\n-ERR lost\r\n");
 }
+
+/// Redis 7.0.15 delivers (un)subscribe confirmations under `CLIENT REPLY
+/// OFF|SKIP`, in RESP2 and RESP3 alike, and the pushes written inside a reply
+/// it hides: only the reply itself is dropped.
+#[test]
+fn hidden_replies_never_hide_confirmations_or_pushes() {
+    for resp3 in [false, true] {
+        let mut s = ReplySlots::new();
+        s.resp3 = resp3;
+        s.push_upstream(
+            SlotKind::Subscription {
+                kind: PubSubKind::Subscribe,
+                frames: 1,
+            },
+            Emit::Drop,
+        );
+        s.push_upstream(SlotKind::Plain, Emit::Drop);
+        let (ty, sub): (u8, &[u8]) = if resp3 {
+            (b'>', b">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n")
+        } else {
+            (b'*', b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n")
+        };
+        let out = run(&mut s, &[(sub, ty), (b"+PONG\r\n", b'+')]);
+        assert_eq!(out, sub, "resp3={resp3}");
+        assert!(s.is_empty() && s.subscribed());
+    }
+    let mut s = ReplySlots::new();
+    s.resp3 = true;
+    s.channels = 1;
+    s.push_upstream(SlotKind::Plain, Emit::Drop); // EXEC under CLIENT REPLY OFF
+    let push: &[u8] = b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n";
+    let mut exec = b"*2\r\n".to_vec();
+    exec.extend_from_slice(push);
+    exec.extend_from_slice(b":1\r\n*1\r\n");
+    exec.extend_from_slice(push);
+    exec.extend_from_slice(b"+OK\r\n");
+    let out = run(&mut s, &[(&exec, b'*')]);
+    assert_eq!(out, [push, push].concat());
+}

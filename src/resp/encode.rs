@@ -43,6 +43,12 @@ pub fn c_str(s: &[u8]) -> &[u8] {
     }
 }
 
+/// `!strcasecmp(arg, keyword)` in the C locale, as Redis compares every option
+/// keyword: ASCII case folding, `arg` cut at its first NUL. `keyword` has no NUL.
+pub fn is_keyword(arg: &[u8], keyword: &str) -> bool {
+    c_str(arg).eq_ignore_ascii_case(keyword.as_bytes())
+}
+
 /// A byte as Redis puts it in an error text: CR and LF become spaces
 /// (Redis sanitises error messages so they stay on one line).
 pub fn error_byte(b: u8) -> u8 {
@@ -70,6 +76,10 @@ mod tests {
             b"*2\r\n$1\r\na\r\n$0\r\n\r\n"
         );
         assert_eq!(c_str(b"ab\0cd"), b"ab");
+        assert!(is_keyword(b"SKIP\0x", "skip"));
+        assert!(is_keyword(b"sKiP", "skip"));
+        assert!(!is_keyword(b"skipx", "skip"));
+        assert!(!is_keyword(b"\0skip", "skip"));
         let mut e = Vec::new();
         error_text(&mut e, b"a\r\nb");
         assert_eq!(e, b"a  b");

@@ -6,6 +6,7 @@
 
 use super::{ArgList, KeyRef};
 use crate::command::types::key_flags::{ACCESS, DELETE, OW, RO, RW, UPDATE};
+use crate::resp::encode::is_keyword;
 
 /// The getkeys procs of Redis 7.0.15's built-in commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,16 +91,9 @@ fn push(out: &mut Vec<KeyRef>, index: usize, flags: u16) {
     out.push(KeyRef { index, flags });
 }
 
-/// `!strcasecmp(arg, keyword)` in the C locale: ASCII case folding, `arg` cut at
-/// its first NUL. `keyword` has no NUL.
-pub(super) fn c_str_eq_ignore_case(arg: &[u8], keyword: &str) -> bool {
-    crate::resp::encode::c_str(arg).eq_ignore_ascii_case(keyword.as_bytes())
-}
-
-/// Argument `i` compared like [`c_str_eq_ignore_case`]; false past the end.
-fn arg_is<A: ArgList + ?Sized>(args: &A, i: usize, keyword: &str) -> bool {
-    args.arg(i)
-        .is_some_and(|a| c_str_eq_ignore_case(a, keyword))
+/// Argument `i` compared like Redis's `strcasecmp` ([`is_keyword`]); false past the end.
+pub(super) fn arg_is<A: ArgList + ?Sized>(args: &A, i: usize, keyword: &str) -> bool {
+    args.arg(i).is_some_and(|a| is_keyword(a, keyword))
 }
 
 /// glibc `atoi`: `(int)strtol(s, NULL, 10)`. Skips C whitespace, takes one optional

@@ -86,8 +86,11 @@ enum State {
 struct Level {
     /// Elements still to come (never 0 while on the stack).
     remaining: u64,
-    /// An attribute (`|`): when it ends it does not count as an element of its parent.
-    attribute: bool,
+    /// An attribute (`|`), or a push (`>`) nested in another aggregate: when it
+    /// ends it does not count as an element of its parent. (Redis 7.0 writes a
+    /// pub/sub message to a subscribed RESP3 client in the middle of the reply
+    /// being built, e.g. between `EXEC`'s array header and its elements.)
+    transparent: bool,
 }
 
 /// Resumable scanner that finds reply-frame boundaries in the bytes read from the upstream.
@@ -282,21 +285,23 @@ impl ReplyScanner {
                     return Ok(true);
                 };
                 let attribute = ty == b'|';
+                let transparent = attribute || (ty == b'>' && !self.stack.is_empty());
                 let elements = if attribute || ty == b'%' {
                     count.checked_mul(2).ok_or(ReplyError::InvalidLength)?
                 } else {
                     count
                 };
                 if elements == 0 {
-                    // An empty attribute is no element; an empty aggregate is one.
-                    return Ok(!attribute);
+                    // An empty attribute or nested push is no element; an empty
+                    // aggregate is one.
+                    return Ok(!transparent);
                 }
                 if self.stack.len() >= MAX_DEPTH {
                     return Err(ReplyError::TooDeep);
                 }
                 self.stack.push(Level {
                     remaining: elements,
-                    attribute,
+                    transparent,
                 });
                 Ok(false)
             }
@@ -343,10 +348,11 @@ impl ReplyScanner {
             if top.remaining > 0 {
                 return false;
             }
-            let attribute = top.attribute;
+            let transparent = top.transparent;
             self.stack.pop();
-            if attribute {
-                // The attribute belongs to the value that follows; it is not an element.
+            if transparent {
+                // An attribute belongs to the value that follows, and a nested
+                // push stands beside the elements: neither is an element.
                 return false;
             }
         }

@@ -66,7 +66,39 @@ fn resp3_types() {
     assert_frame(b"%0\r\n", b'%');
     assert_frame(b"~3\r\n+a\r\n+b\r\n#t\r\n", b'~');
     assert_frame(b">3\r\n+message\r\n+ch\r\n+hi\r\n", b'>');
-    assert_frame(b"*2\r\n%1\r\n_\r\n~1\r\n,1\r\n>0\r\n", b'*');
+    assert_frame(b"*2\r\n%1\r\n_\r\n~1\r\n,1\r\n>0\r\n:1\r\n", b'*');
+}
+
+/// Redis 7.0 writes a pub/sub message to a subscribed RESP3 client while it
+/// builds another reply (`PUBLISH` to its own channel inside `EXEC`): the push
+/// sits between the aggregate's header and its elements and is not one of them.
+#[test]
+fn a_push_inside_an_aggregate_is_not_an_element() {
+    let exec = b"*2\r\n>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n:1\r\n+OK\r\n";
+    assert_frame(exec, b'*');
+    // Split anywhere, the frame still ends at the same place.
+    for cut in 1..exec.len() {
+        let mut scanner = ReplyScanner::new();
+        assert_eq!(
+            scanner.scan(&exec[..cut]),
+            Ok(ReplyScan::Incomplete),
+            "{cut}"
+        );
+        assert_eq!(
+            scanner.scan(exec),
+            Ok(ReplyScan::Complete { len: exec.len() }),
+            "{cut}"
+        );
+    }
+    // Pushes nested deeper, empty ones, several in a row, in maps and sets.
+    assert_frame(b"*1\r\n>0\r\n>1\r\n+p\r\n:1\r\n", b'*');
+    assert_frame(b"%1\r\n>1\r\n+p\r\n+k\r\n>0\r\n+v\r\n", b'%');
+    assert_frame(b"*1\r\n~1\r\n>2\r\n>1\r\n+a\r\n+b\r\n+c\r\n+d\r\n", b'*');
+    let mut scanner = ReplyScanner::new();
+    assert_eq!(
+        scanner.scan(b"*1\r\n>1\r\n:1\r\n"),
+        Ok(ReplyScan::Incomplete)
+    );
 }
 
 #[test]
