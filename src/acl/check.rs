@@ -4,7 +4,7 @@
 //! its keys and channels. No I/O, no clock, no allocation once warmed up.
 
 use crate::command::keys::{
-    command_channels, command_keys, needs_read, needs_write, ArgList, ChannelRef, KeyRef,
+    acl_keys, command_channels, command_keys, needs_read, needs_write, ArgList, ChannelRef, KeyRef,
 };
 use crate::command::{flags, CommandSpec};
 
@@ -40,6 +40,20 @@ impl Denial {
 pub struct CheckScratch {
     keys: Vec<KeyRef>,
     channels: Vec<ChannelRef>,
+    /// Check only the keys Redis 7.0 itself finds (for differential tests
+    /// against Redis); otherwise the proxy's stricter [`acl_keys`].
+    redis_keys_only: bool,
+}
+
+impl CheckScratch {
+    /// Scratch for checking exactly as Redis 7.0 does: its own key extraction,
+    /// without the keys the proxy adds (`acl_keys`). For tests against Redis.
+    pub fn redis_exact() -> Self {
+        CheckScratch {
+            redis_keys_only: true,
+            ..Self::default()
+        }
+    }
 }
 
 /// Decides whether `user` may run `cmd` (already resolved, arity checked) with `args`.
@@ -49,6 +63,9 @@ pub fn check(
     args: &impl ArgList,
     scratch: &mut CheckScratch,
 ) -> Result<(), Denial> {
+    if user.restrict_scripts && runs_code(cmd) && !user.allows_everything() {
+        return Err(Denial::Command);
+    }
     let mut keys_ready = false;
     let mut channels_ready = false;
     let mut worst = Denial::Command;
@@ -71,6 +88,23 @@ pub fn check(
         }
     }
     Err(worst)
+}
+
+/// Commands that run a script or load code whose inner calls the proxy cannot
+/// check (`auth.scripts`).
+pub fn runs_code(cmd: &CommandSpec) -> bool {
+    matches!(
+        cmd.name,
+        "eval"
+            | "evalsha"
+            | "eval_ro"
+            | "evalsha_ro"
+            | "fcall"
+            | "fcall_ro"
+            | "script|load"
+            | "function|load"
+            | "function|restore"
+    )
 }
 
 /// True when the one selector `sel` allows the command with its keys and channels.
@@ -115,7 +149,11 @@ fn check_selector(
     }
     if !sel.all_keys {
         if !*keys_ready {
-            command_keys(cmd, args, &mut scratch.keys);
+            if scratch.redis_keys_only {
+                command_keys(cmd, args, &mut scratch.keys);
+            } else {
+                acl_keys(cmd, args, &mut scratch.keys);
+            }
             *keys_ready = true;
         }
         for k in &scratch.keys {

@@ -101,6 +101,17 @@ impl Selector {
         self.first_args.clear();
     }
 
+    /// True when this selector allows every command, key (read and write) and channel.
+    pub fn allows_everything(&self) -> bool {
+        let all_keys = self.all_keys
+            || self
+                .keys
+                .iter()
+                .any(|k| k.perms == PERM_READ | PERM_WRITE && k.pattern == b"*");
+        let all_channels = self.all_channels || self.channels.iter().any(|c| c == b"*");
+        self.all_commands && all_keys && all_channels
+    }
+
     /// Applies one selector rule, like Redis's `ACLSetSelector`.
     pub fn apply(&mut self, op: &[u8]) -> Result<(), RuleError> {
         let eq = |s: &str| op.eq_ignore_ascii_case(s.as_bytes());

@@ -30,6 +30,9 @@ pub struct User {
     pub sanitize_payload: bool,
     /// The root selector first, then `(...)` selectors in the order added.
     pub selectors: Vec<Selector>,
+    /// `auth.scripts = "restricted"` applies: scripts and code loading only
+    /// when [`User::allows_everything`]. Not a rule: `ACL LIST` never shows it.
+    pub restrict_scripts: bool,
 }
 
 impl User {
@@ -43,6 +46,7 @@ impl User {
             skip_sanitize_payload: false,
             sanitize_payload: false,
             selectors: vec![Selector::default()],
+            restrict_scripts: false,
         }
     }
 
@@ -74,5 +78,12 @@ impl User {
     /// missing from the proxy's table, e.g. module commands, are forwarded).
     pub fn allows_unknown_commands(&self) -> bool {
         self.selectors.iter().any(|s| s.all_commands && s.all_keys)
+    }
+
+    /// True when one selector allows every command on every key (read and
+    /// write) and every channel: what a script may need, since its inner
+    /// calls are not checked.
+    pub fn allows_everything(&self) -> bool {
+        self.selectors.iter().any(Selector::allows_everything)
     }
 }

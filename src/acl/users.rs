@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::rules::apply_rules;
 use super::user::User;
-use crate::config::{Config, RateSettings};
+use crate::config::{Config, RateSettings, ScriptPolicy};
 
 /// Per-user settings from `[[users]]` that are not ACL rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,13 +21,18 @@ pub struct UserLimits {
 pub struct Users {
     by_name: HashMap<String, Arc<User>>,
     limits: HashMap<String, UserLimits>,
+    /// `auth.scripts`, applied to every user inserted.
+    scripts: ScriptPolicy,
 }
 
 impl Users {
     /// Builds the users of `cfg`. Errors name the user and the rule, e.g.
     /// `users[1] "app": Error in ACL SETUSER modifier 'bogus': Syntax error`.
     pub fn from_config(cfg: &Config) -> Result<Users, Vec<String>> {
-        let mut users = Users::default();
+        let mut users = Users {
+            scripts: cfg.auth.scripts,
+            ..Users::default()
+        };
         let mut errors = Vec::new();
         for (i, entry) in cfg.users.iter().enumerate() {
             let mut user = User::new(&entry.name);
@@ -70,10 +75,11 @@ impl Users {
         }
     }
 
-    fn insert(&mut self, user: User, limits: UserLimits) -> Result<(), String> {
+    fn insert(&mut self, mut user: User, limits: UserLimits) -> Result<(), String> {
         if self.by_name.contains_key(&user.name) {
             return Err(format!("duplicate user \"{}\"", user.name));
         }
+        user.restrict_scripts = self.scripts == ScriptPolicy::Restricted;
         self.limits.insert(user.name.clone(), limits);
         self.by_name.insert(user.name.clone(), Arc::new(user));
         Ok(())

@@ -17,6 +17,7 @@
 //! cleared first and grow only until they reach the largest command seen.
 
 mod procs;
+mod stricter;
 #[cfg(test)]
 mod tests;
 
@@ -132,6 +133,14 @@ pub fn command_keys<A: ArgList + ?Sized>(cmd: &CommandSpec, args: &A, out: &mut 
     if let Some(proc_) = procs::GetKeysProc::of(cmd.name) {
         proc_.run(args, out);
     }
+}
+
+/// The keys the proxy's ACL checks: Redis's ([`command_keys`]), then the keys
+/// Redis's key specs miss although the command touches them (checked for
+/// write access; see the `stricter` module). Clears `out` first.
+pub fn acl_keys<A: ArgList + ?Sized>(cmd: &CommandSpec, args: &A, out: &mut Vec<KeyRef>) {
+    command_keys(cmd, args, out);
+    stricter::add_missed_keys(cmd, args, out);
 }
 
 /// Channels of `cmd` that the ACL checks (`commands_with_channels` in `src/db.c`),

@@ -14,5 +14,5 @@ pub use lookup::{by_id, by_name, is_container, resolve, Resolved};
 pub use table::{COMMANDS, REDIS_VERSION};
 pub mod keys;
 pub use keys::{
-    command_channels, command_keys, needs_read, needs_write, ArgList, ChannelRef, KeyRef,
+    acl_keys, command_channels, command_keys, needs_read, needs_write, ArgList, ChannelRef, KeyRef,
 };

@@ -82,6 +82,7 @@ pub(crate) struct FileAuth {
     /// Sorted by key, so errors come out in a stable order.
     pub cert_map: Option<BTreeMap<String, String>>,
     pub acl_file: Option<String>,
+    pub scripts: Option<String>,
 }
 
 /// `[limits]`.

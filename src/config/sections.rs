@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::file::{FileAuth, FileLimits, FileRate, FileUser};
-use super::types::{AuthSettings, CertUserField, Limits, RateMode, RateSettings, UserEntry};
+use super::types::{
+    AuthSettings, CertUserField, Limits, RateMode, RateSettings, ScriptPolicy, UserEntry,
+};
 use super::validate::{nonzero, path_key};
 
 /// True for a name Redis 7.0's `ACL SETUSER` accepts: no ASCII whitespace
@@ -71,10 +73,24 @@ pub(crate) fn auth(file: FileAuth, base: &Path, errors: &mut Vec<ConfigError>) -
         .as_deref()
         .map(|p| path_key("auth.acl_file", p, base, errors));
 
+    let scripts = match file.scripts.as_deref() {
+        None | Some("restricted") => ScriptPolicy::Restricted,
+        Some("acl") => ScriptPolicy::Acl,
+        Some(other) => {
+            errors.push(ConfigError::BadChoice {
+                key: "auth.scripts",
+                value: other.to_owned(),
+                expected: r#""restricted", "acl""#,
+            });
+            ScriptPolicy::Restricted
+        }
+    };
+
     AuthSettings {
         cert_user,
         cert_map: cert_map.into_iter().collect(),
         acl_file,
+        scripts,
     }
 }
 

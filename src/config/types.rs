@@ -113,6 +113,21 @@ pub struct AuthSettings {
     pub cert_map: HashMap<String, String>,
     /// Users in Redis ACL-file syntax, in addition to `[[users]]`.
     pub acl_file: Option<PathBuf>,
+    /// Who may run scripts and load code (`auth.scripts`).
+    pub scripts: ScriptPolicy,
+}
+
+/// `auth.scripts`: who may run scripts (`EVAL`, `FCALL`, ...) and load code
+/// (`SCRIPT LOAD`, `FUNCTION LOAD`/`RESTORE`). A script's inner calls run
+/// upstream as the proxy's user, unchecked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScriptPolicy {
+    /// `"restricted"` (default): only users one of whose selectors allows every
+    /// command, key and channel; others get the NOPERM command denial.
+    #[default]
+    Restricted,
+    /// `"acl"`: wherever the ACL allows them (the operator vouches for every script).
+    Acl,
 }
 
 /// Which certificate field names the user.

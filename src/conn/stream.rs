@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use crate::command::{command_channels, command_keys, resolve, ChannelRef, KeyRef, Resolved};
+use crate::command::{acl_keys, command_channels, resolve, ChannelRef, KeyRef, Resolved};
 use crate::resp::request::{Args, RequestScanner};
 
 /// Bytes of one incomplete command held before it is decided early. The
@@ -92,7 +92,7 @@ pub fn early(
         remaining: (start + len + 2).checked_sub(buf.len())?,
     };
     let args = early.args();
-    command_keys(cmd, &args, keys);
+    acl_keys(cmd, &args, keys);
     command_channels(cmd, &args, channels);
     let touches_last =
         keys.iter().any(|k| k.index == last) || channels.iter().any(|c| c.index == last);

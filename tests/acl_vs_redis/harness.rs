@@ -253,6 +253,35 @@ fn setuser_batch(
     Ok(())
 }
 
+/// Where the proxy's check (`CheckScratch::default`) differs from Redis's
+/// (`redis_exact`), the only allowed difference is the interface's hardening:
+/// Redis allowed the command and the proxy denied one of the keys Redis's key
+/// specs miss (`acl_keys` minus `command_keys`). `None` when that holds.
+fn not_only_stricter(argv: &[Vec<u8>], redis: &[u8], proxy: &[u8]) -> Option<String> {
+    use portcullis::command::{acl_keys, command_keys, resolve, Resolved};
+    if redis != b"+OK\r\n" || !proxy.ends_with(b"' key\r\n") {
+        return Some("only a key denial where Redis allowed may differ".into());
+    }
+    let Resolved::Found(cmd) = resolve(&argv[0], argv.get(1).map(Vec::as_slice)) else {
+        return Some("unknown command".into());
+    };
+    let (mut redis_keys, mut proxy_keys) = (Vec::new(), Vec::new());
+    command_keys(cmd, argv, &mut redis_keys);
+    acl_keys(cmd, argv, &mut proxy_keys);
+    let extra: Vec<&[u8]> = proxy_keys
+        .iter()
+        .filter(|k| !redis_keys.contains(k))
+        .map(|k| argv[k.index].as_slice())
+        .collect();
+    let denied = extra.iter().any(|key| {
+        let mut text = b"This user has no permissions to access the '".to_vec();
+        text.extend_from_slice(portcullis::resp::encode::c_str(key));
+        text.extend_from_slice(b"' key\r\n");
+        proxy.ends_with(&text)
+    });
+    (!denied).then(|| "the denied key is not one Redis's key specs miss".into())
+}
+
 /// Sends `ACL DRYRUN <user> <argv...>` for each case and compares the raw replies.
 fn dryrun_batch(
     conn: &mut Conn,
@@ -270,11 +299,25 @@ fn dryrun_batch(
         })
         .collect();
     let replies = conn.pipeline(&cmds)?;
-    let mut scratch = CheckScratch::default();
+    let mut scratch = CheckScratch::redis_exact();
+    let mut proxy_scratch = CheckScratch::default();
     for ((u, argv), redis) in cases.iter().zip(replies) {
         stats.cases += 1;
         let m = &users[*u];
         let ours = dryrun_reply(&m.user, argv, &mut scratch);
+        let proxy = dryrun_reply(&m.user, argv, &mut proxy_scratch);
+        if proxy != ours {
+            stats.count("dryrun stricter than redis");
+            if let Some(why) = not_only_stricter(argv, &ours, &proxy) {
+                stats.mismatch(format!(
+                    "ACL DRYRUN {} {}\n  as redis: {}\n  proxy:    {}\n  {why}",
+                    m.name,
+                    show_args(argv),
+                    ours.escape_ascii(),
+                    proxy.escape_ascii()
+                ));
+            }
+        }
         stats.count(match redis.first() {
             Some(b'+') => "dryrun +OK",
             Some(b'$') if redis.ends_with(b"command\r\n") => "dryrun denied command",
