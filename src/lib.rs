@@ -18,6 +18,7 @@ pub mod command;
 pub mod config;
 pub mod conn;
 pub mod limits;
+pub mod logsafe;
 pub mod metrics;
 pub mod resp;
 pub mod server;

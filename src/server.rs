@@ -20,6 +20,7 @@ use crate::conn::{self, Live, Shared, Shutdown};
 use crate::limits::rate::Rates;
 use crate::limits::report::Reporter;
 use crate::limits::{CapRefusal, ConnSlot};
+use crate::logsafe::Escaped;
 use crate::metrics::{self, Limit, Metrics};
 use crate::tls;
 
@@ -348,6 +349,9 @@ impl Client {
     }
 
     async fn serve_admitted(self, tcp: TcpStream, peer: SocketAddr) {
+        let Ok(local) = tcp.local_addr() else {
+            return;
+        };
         let Client {
             shared,
             live,
@@ -357,6 +361,7 @@ impl Client {
         let Some(acceptor) = acceptor else {
             let client = conn::Client {
                 addr: peer,
+                local,
                 cert_user: None,
                 identity: None,
             };
@@ -367,7 +372,7 @@ impl Client {
         let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                warn!(%peer, reason = %e, "TLS handshake failed");
+                warn!(%peer, reason = %Escaped(&e), "TLS handshake failed");
                 shared.reporter.metrics().handshake_failed("error");
                 return;
             }
@@ -382,17 +387,23 @@ impl Client {
                 return;
             }
         };
-        let client = client_of(&live, tls.get_ref().1, peer);
+        let client = client_of(&live, tls.get_ref().1, peer, local);
         conn::serve(tls, client, shared, live, shutdown).await;
     }
 }
 
 /// The client: its certificate's identity (for logs) and the `on` user the
 /// certificate names, if any.
-fn client_of(live: &Live, conn: &rustls::ServerConnection, peer: SocketAddr) -> conn::Client {
+fn client_of(
+    live: &Live,
+    conn: &rustls::ServerConnection,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> conn::Client {
     let identity = tls::peer_identity(conn);
     conn::Client {
         addr: peer,
+        local,
         cert_user: identity.as_ref().and_then(|id| cert_user(live, id, peer)),
         identity: identity.map(|id| id.describe()),
     }

@@ -53,8 +53,18 @@ pub fn auth_command(s: &UpstreamSettings) -> Option<Bytes> {
     Some(Bytes::from(crate::resp::encode::command(&args)))
 }
 
-/// Connects (and authenticates, if configured) within `connect_timeout`.
-pub async fn connect(s: &UpstreamSettings) -> Result<UpstreamStream, UpstreamError> {
+/// An upstream connection ready for commands.
+#[derive(Debug)]
+pub struct Connected {
+    /// The stream.
+    pub stream: UpstreamStream,
+    /// Its Redis client id (`CLIENT ID`), when the server has that command.
+    pub client_id: Option<u64>,
+}
+
+/// Connects (and authenticates, if configured) within `connect_timeout`, and
+/// learns the connection's Redis client id (pipelined with the `AUTH`).
+pub async fn connect(s: &UpstreamSettings) -> Result<Connected, UpstreamError> {
     let label = match &s.address {
         UpstreamAddr::Tcp(a) => a.clone(),
         UpstreamAddr::Unix(p) => format!("unix:{}", p.display()),
@@ -65,10 +75,7 @@ pub async fn connect(s: &UpstreamSettings) -> Result<UpstreamStream, UpstreamErr
     }
 }
 
-async fn connect_and_auth(
-    s: &UpstreamSettings,
-    label: &str,
-) -> Result<UpstreamStream, UpstreamError> {
+async fn connect_and_auth(s: &UpstreamSettings, label: &str) -> Result<Connected, UpstreamError> {
     let err = |source| UpstreamError::Connect {
         addr: label.to_string(),
         source,
@@ -81,8 +88,11 @@ async fn connect_and_auth(
         }
         UpstreamAddr::Unix(p) => UpstreamStream::Unix(UnixStream::connect(p).await.map_err(err)?),
     };
-    if let Some(auth) = auth_command(s) {
-        stream.write_all(&auth).await.map_err(err)?;
+    let auth = auth_command(s);
+    let mut hello = auth.as_deref().unwrap_or_default().to_vec();
+    hello.extend_from_slice(CLIENT_ID);
+    stream.write_all(&hello).await.map_err(err)?;
+    if auth.is_some() {
         let line = read_line(&mut stream).await.map_err(err)?;
         if line != b"+OK" {
             return Err(UpstreamError::Auth(
@@ -90,8 +100,16 @@ async fn connect_and_auth(
             ));
         }
     }
-    Ok(stream)
+    // `:<id>`, or an error from a server older than Redis 5.
+    let line = read_line(&mut stream).await.map_err(err)?;
+    let client_id = line
+        .strip_prefix(b":")
+        .and_then(|id| std::str::from_utf8(id).ok()?.parse().ok());
+    Ok(Connected { stream, client_id })
 }
+
+/// `CLIENT ID`, sent once on every new upstream connection.
+const CLIENT_ID: &[u8] = b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
 
 /// Reads one `\r\n`-terminated reply line (at most 4 KiB), without the terminator.
 async fn read_line(stream: &mut UpstreamStream) -> io::Result<Vec<u8>> {

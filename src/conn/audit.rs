@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::acl::log::{AclLog, Reason};
+use crate::logsafe::Escaped;
 
 /// One connection's handle on the audit trail.
 #[derive(Debug, Clone, Default)]
@@ -43,8 +44,8 @@ impl Audit {
         warn!(
             peer = %self.peer,
             identity = %self.identity,
-            user = %user,
-            command = %String::from_utf8_lossy(typed).to_ascii_lowercase(),
+            user = %Escaped(&user),
+            command = %Escaped(String::from_utf8_lossy(typed).to_ascii_lowercase()),
             reason = "auth",
             "authentication failed"
         );

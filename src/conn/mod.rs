@@ -11,6 +11,7 @@
 
 mod acl_cmds;
 pub mod audit;
+pub mod client_lines;
 mod io;
 pub mod policy;
 pub mod session;
@@ -43,6 +44,8 @@ use crate::metrics::{CommandResult, Limit};
 use crate::resp::reply::{ReplyScan, ReplyScanner};
 use crate::resp::request::{ProtocolError, RequestScan, RequestScanner, ScanLimits};
 use crate::upstream::{self, UpstreamStream};
+use client_lines::ClientDirectory;
+use client_lines::{ClientCard, ClientLines, Listed};
 use io::{pump, pump_opt, read_into, read_opt, shrink, tick, READ_CHUNK};
 use session::{replies, Decided, Decision, Rebind, Session};
 use slots::{Emit, LocalReply, ReplySlots, SlotKind};
@@ -86,6 +89,8 @@ pub struct Shared {
     pub admission: Arc<Admission>,
     /// Counts and logs every limit hit; owns the metrics.
     pub reporter: Arc<Reporter>,
+    /// Every upstream connection and the client behind it (`CLIENT LIST`).
+    pub clients: Arc<ClientDirectory>,
 }
 
 impl Shared {
@@ -97,6 +102,7 @@ impl Shared {
             acl_log: Arc::default(),
             admission: Arc::default(),
             reporter,
+            clients: Arc::default(),
         }
     }
 
@@ -118,6 +124,8 @@ impl Shared {
 pub struct Client {
     /// The peer address.
     pub addr: SocketAddr,
+    /// The proxy address it connected to.
+    pub local: SocketAddr,
     /// The `on` user its verified certificate names, if any.
     pub cert_user: Option<Arc<crate::acl::User>>,
     /// Its certificate's identity (CN and SANs) for logs, if it sent one.
@@ -149,6 +157,7 @@ pub async fn serve<S>(
     let limits = ScanLimits::from(&live.config.limits);
     let Client {
         addr: peer,
+        local,
         cert_user,
         identity,
     } = client;
@@ -181,6 +190,13 @@ pub async fn serve<S>(
         }
         None => None,
     };
+    let card = Arc::new(ClientCard::new(
+        peer,
+        local,
+        start_user.as_ref().map_or("", |u| u.name.as_str()),
+    ));
+    let mut slots = ReplySlots::new();
+    slots.set_client_lines(client_lines(&shared, &live.config, &card));
     let session = Session::new(cert_user)
         .with_audit(audit)
         .with_admission(Arc::clone(&shared.admission), user_slot);
@@ -196,7 +212,8 @@ pub async fn serve<S>(
         out: BytesMut::new(),
         scanner: RequestScanner::new(limits),
         session,
-        slots: ReplySlots::new(),
+        slots,
+        card,
         upstream: None,
         up_out: BytesMut::new(),
         up_in: BytesMut::new(),
@@ -253,9 +270,25 @@ fn next_client_id() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// How `CLIENT INFO`/`LIST` replies describe this connection's client.
+fn client_lines(shared: &Shared, config: &Config, card: &Arc<ClientCard>) -> ClientLines {
+    let upstream = &config.upstream;
+    ClientLines {
+        own: Arc::clone(card),
+        directory: Arc::clone(&shared.clients),
+        upstream_users: vec![upstream.username.clone().unwrap_or("default".into())],
+        upstream_socket: match &upstream.address {
+            crate::config::UpstreamAddr::Unix(path) => Some(format!("{}:0", path.display())),
+            crate::config::UpstreamAddr::Tcp(_) => None,
+        },
+    }
+}
+
 struct Upstream {
     r: ReadHalf<UpstreamStream>,
     w: WriteHalf<UpstreamStream>,
+    /// Listed in the client directory while open.
+    _listed: Option<Listed>,
 }
 
 struct Conn<S> {
@@ -273,6 +306,8 @@ struct Conn<S> {
     scanner: RequestScanner,
     session: Session,
     slots: ReplySlots,
+    /// This client as `CLIENT LIST` shows it.
+    card: Arc<ClientCard>,
     upstream: Option<Upstream>,
     /// Commands waiting to be written upstream.
     up_out: BytesMut,
@@ -628,6 +663,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         if user != self.tally_user.as_ref().map(Arc::as_ptr) {
             self.flush_tally();
             self.tally_user = self.session.user(&self.live.users).cloned();
+            let name = self.tally_user.as_ref().map_or("", |u| u.name.as_str());
+            self.card.set_user(name);
         }
         self.tally[result as usize] += 1;
     }
@@ -881,16 +918,23 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
 
     async fn connect_upstream(&mut self) -> bool {
         match upstream::connect(&self.live.config.upstream).await {
-            Ok(stream) => {
-                let (r, w) = tokio::io::split(stream);
-                self.upstream = Some(Upstream { r, w });
+            Ok(connected) => {
+                let (r, w) = tokio::io::split(connected.stream);
+                let listed = connected
+                    .client_id
+                    .map(|id| self.shared.clients.list(id, Arc::clone(&self.card)));
+                self.upstream = Some(Upstream {
+                    r,
+                    w,
+                    _listed: listed,
+                });
                 self.replies = ReplyScanner::new();
                 self.streaming = false;
                 true
             }
             Err(e) => {
                 self.shared.reporter.metrics().upstream_connect_error();
-                warn!(peer = %self.peer, error = %e, "upstream unavailable");
+                warn!(peer = %self.peer, error = %crate::logsafe::Escaped(&e), "upstream unavailable");
                 false
             }
         }

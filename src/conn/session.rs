@@ -479,7 +479,11 @@ impl Session {
             return Decision::Forward(SlotKind::Monitor);
         }
         let Some((_, kind)) = sub else {
-            return Decision::Forward(SlotKind::Plain);
+            return Decision::Forward(match name {
+                "client|info" => SlotKind::ClientLines { own_line: true },
+                "client|list" => SlotKind::ClientLines { own_line: false },
+                _ => SlotKind::Plain,
+            });
         };
         // Arity is already checked: only the UNSUBSCRIBE family can come bare.
         Decision::Forward(match u32::try_from(argc - 1).unwrap_or(u32::MAX) {

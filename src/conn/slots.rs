@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::client_lines::ClientLines;
 use crate::resp::reply::{pubsub_kind, PubSubKind};
 
 /// A reply produced by the proxy itself.
@@ -47,6 +48,9 @@ pub enum SlotKind {
     Reset,
     /// `MONITOR`: after its `+OK`, timestamped lines stream as pushes.
     Monitor,
+    /// `CLIENT INFO` (`own_line`) / `CLIENT LIST`: rewritten to describe the
+    /// proxy's clients ([`ClientLines`]).
+    ClientLines { own_line: bool },
 }
 
 /// What to do with an upstream reply.
@@ -133,12 +137,19 @@ pub struct ReplySlots {
     /// Waiting (un)subscribe slots, and waiting `HELLO`/`RESET` slots.
     subscription_changes: u32,
     protocol_changes: u32,
+    /// Rewrites `CLIENT INFO`/`LIST` replies; without it they pass as they are.
+    client_lines: Option<ClientLines>,
 }
 
 impl ReplySlots {
     /// Empty queue, RESP2.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Rewrites `CLIENT INFO`/`LIST` replies with `lines`.
+    pub fn set_client_lines(&mut self, lines: ClientLines) {
+        self.client_lines = Some(lines);
     }
 
     /// Queues a local reply.
@@ -167,7 +178,7 @@ impl ReplySlots {
                 Some(&mut self.subscription_changes)
             }
             SlotKind::Hello(_) | SlotKind::Reset => Some(&mut self.protocol_changes),
-            SlotKind::Plain | SlotKind::Monitor => None,
+            SlotKind::Plain | SlotKind::Monitor | SlotKind::ClientLines { .. } => None,
         }
     }
 
@@ -280,7 +291,12 @@ impl ReplySlots {
         };
         *left = Some(remaining);
         match emit {
-            Emit::Pass => out.put_slice(frame),
+            Emit::Pass => match (kind, &self.client_lines) {
+                (SlotKind::ClientLines { own_line }, Some(lines)) if !streamed => {
+                    out.put_slice(&lines.rewrite(frame, own_line));
+                }
+                _ => out.put_slice(frame),
+            },
             // Redis 7.0 never hides subscription confirmations (they count as
             // pushes for `CLIENT REPLY`), nor pushes written inside a reply.
             Emit::Drop if route == Route::Confirmation => out.put_slice(frame),

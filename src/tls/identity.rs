@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use x509_parser::extensions::GeneralName;
 
 use crate::config::CertUserField;
+use crate::logsafe::Escaped;
 
 /// What a verified client certificate says about its holder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,12 +81,14 @@ impl PeerIdentity {
         }
     }
 
-    /// Short text for logs: CN and SANs (`cn=alice uri=spiffe://... dns=a.test`).
+    /// Short text for logs: CN and SANs (`cn=alice uri=spiffe://... dns=a.test`),
+    /// each value escaped ([`crate::logsafe`]): a certificate can hold newlines
+    /// and terminal escapes.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         match &self.cn {
-            Some(cn) => parts.push(format!("cn={cn}")),
-            None => parts.push(format!("subject={}", self.subject)),
+            Some(cn) => parts.push(format!("cn={}", Escaped(cn))),
+            None => parts.push(format!("subject={}", Escaped(&self.subject))),
         }
         let sans = [
             ("uri", &self.san_uri),
@@ -94,7 +97,7 @@ impl PeerIdentity {
         ];
         for (label, values) in sans {
             for value in values {
-                parts.push(format!("{label}={value}"));
+                parts.push(format!("{label}={}", Escaped(value)));
             }
         }
         parts.join(" ")
