@@ -106,11 +106,19 @@ async fn denials_match_redis_in_pipeline_position() {
             &["SET", "other:1", "v"],
             &["SORT", "cache:l", "BY", "w*"],
             &["SORT", "cache:l", "BY", "nosort"],
-            &["EVAL", "return 1", "1", "secret"],
             &["FLUSHALL"],
         ],
     )
     .await;
+    // Stricter than Redis (`auth.scripts = "restricted"`): a user whose
+    // selectors do not allow everything runs no script, whatever its keys.
+    let mut writer = resp_tls(e.proxy.tls_addr(), &e.pki, Some("bob")).await;
+    assert!(writer.cmd_str(&["AUTH", "writer", "pw"]).await.is_ok());
+    let reply = writer.cmd_str(&["EVAL", "return 1", "1", "secret"]).await;
+    assert_eq!(
+        reply.error(),
+        Some("NOPERM this user has no permissions to run the 'eval' command")
+    );
 }
 
 #[tokio::test]
