@@ -209,3 +209,49 @@ async fn stop_closes_idle_keep_alive_connections_and_serve_returns() {
     let _ = stream.read_to_end(&mut rest).await;
     assert!(rest.is_empty(), "{rest:?}");
 }
+
+/// Idle and slow connections (anyone who can reach the port) never keep a
+/// liveness probe from being answered, and slow senders are cut off.
+#[tokio::test]
+async fn idle_and_slow_peers_never_starve_a_probe() {
+    let endpoint = start(Arc::new(Metrics::new())).await;
+    // Far more idle connections than the endpoint serves at once.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(endpoint.addr).await.expect("connect"));
+    }
+    // A slowloris: a header byte now and then, never finishing.
+    let mut slow = TcpStream::connect(endpoint.addr).await.expect("connect");
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nX: ").await.unwrap();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let probe = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            get(endpoint.addr, "/healthz"),
+        )
+        .await
+        .expect("/healthz answered within 2 s despite idle connections");
+        assert_eq!(probe.status_line, "HTTP/1.1 200 OK");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        idle.push(TcpStream::connect(endpoint.addr).await.expect("connect"));
+    }
+    // The slow sender is closed once its headers are overdue (2 s).
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(6), async {
+        loop {
+            if slow.write_all(b"x").await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 256];
+            match tokio::time::timeout(std::time::Duration::from_millis(200), slow.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => rest.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "slow peer still connected after {:?}", started.elapsed());
+    endpoint.stop.cancel();
+}

@@ -1,5 +1,6 @@
 //! The metrics/health HTTP endpoint: HTTP/1.1 only, served with `hyper`.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -25,11 +26,18 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
-/// Connections served at once; further ones are closed right after accept.
-const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once; a new one beyond this closes the oldest, so
+/// idle or slow peers can never keep a probe from being answered.
+const MAX_CONNECTIONS: usize = 128;
 
-/// A peer must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer must send each request's headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Each request is answered within this time (`/readyz` says "not ready" then).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
+/// No connection lives longer than this, however busy (keep-alive included).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// After `stop`, how long in-flight requests may take before being dropped.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -53,7 +61,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 ///
 /// HTTP/1.1 with keep-alive; a malformed request ends its connection (hyper
 /// may first answer it with a 400); nothing request-derived can panic here.
-/// At most 64 connections are served at once. When `stop` is cancelled the
+/// Request headers must arrive within 2 s and each answer is given within 5 s;
+/// at most 128 connections are open at once, a new one closing the oldest.
+/// When `stop` is cancelled the
 /// listener is dropped, idle connections are closed, and in-flight requests
 /// get up to 5 s to finish before being dropped; then this returns.
 pub async fn serve(
@@ -63,6 +73,8 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
+    // Open connections, oldest first (finished ones are skipped lazily).
+    let mut by_age: VecDeque<AbortHandle> = VecDeque::new();
     loop {
         let stream = tokio::select! {
             biased;
@@ -79,16 +91,20 @@ pub async fn serve(
                 }
             },
         };
-        if connections.len() >= MAX_CONNECTIONS {
-            debug!("metrics endpoint: too many connections, closing a new one");
-            continue;
+        by_age.retain(|c| !c.is_finished());
+        while by_age.len() >= MAX_CONNECTIONS {
+            if let Some(oldest) = by_age.pop_front() {
+                debug!("metrics endpoint: connection limit reached, closing the oldest");
+                oldest.abort();
+            }
         }
-        connections.spawn(connection(
+        let handle = connections.spawn(connection(
             stream,
             Arc::clone(&metrics),
             Arc::clone(&ready),
             stop.clone(),
         ));
+        by_age.push_back(handle);
     }
     drop(listener);
     let drained = tokio::time::timeout(DRAIN, async {
@@ -113,18 +129,28 @@ async fn connection(
 ) {
     let service = service_fn(move |request: Request<Incoming>| {
         let (metrics, ready) = (Arc::clone(&metrics), Arc::clone(&ready));
-        async move { Ok::<_, Infallible>(respond(&request, &metrics, &ready).await) }
+        async move {
+            let answer = tokio::time::timeout(REQUEST_DEADLINE, respond(&request, &metrics, &ready));
+            Ok::<_, Infallible>(answer.await.unwrap_or_else(|_| {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+            }))
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
+    let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
+        }
+        () = lifetime => {
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(REQUEST_DEADLINE, conn).await.unwrap_or(Ok(()))
         }
     };
     if let Err(e) = result {
