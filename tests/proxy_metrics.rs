@@ -149,3 +149,61 @@ async fn upstream_connect_errors_are_counted() {
     // Not forwarded: answered by the proxy.
     assert_eq!(scrape(&proxy, &commands("alice", "local")).await, 3.0);
 }
+
+/// Commands read in one batch count under the user each one ran as: an AUTH
+/// in the middle of a pipeline moves the ones after it to the new user.
+#[tokio::test]
+async fn a_pipeline_across_auth_counts_each_command_under_its_user() {
+    let redis = RedisServer::start();
+    let pki = TestPki::new();
+    let server = "metrics_listen = \"127.0.0.1:0\"";
+    let proxy = Proxy::start(
+        &base_config_with_server(&pki, &redis.addr(), server, USERS),
+        pki.dir(),
+    );
+    let mut bob = resp_tls(proxy.tls_addr(), &pki, Some("bob")).await;
+    let mut batch = Vec::new();
+    for cmd in [
+        &["GET", "k"][..],
+        &["AUTH", "reader", "pw"],
+        &["GET", "k"],
+        &["GET", "k"],
+        &["SET", "k", "v"],
+        &["AUTH", "reader", "wrong"],
+        &["GET", "k"],
+    ] {
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        batch.extend(encode_command(&args));
+    }
+    bob.send_raw(&batch).await;
+    for _ in 0..7 {
+        bob.read_reply().await;
+    }
+    // HELLO AUTH first in a batch, then RESET back to no user.
+    let mut carol = resp_tls(proxy.tls_addr(), &pki, Some("carol")).await;
+    let mut batch = Vec::new();
+    for cmd in [
+        &["HELLO", "2", "AUTH", "reader", "pw"][..],
+        &["GET", "k"],
+        &["RESET"],
+        &["GET", "k"],
+    ] {
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        batch.extend(encode_command(&args));
+    }
+    carol.send_raw(&batch).await;
+    for _ in 0..4 {
+        carol.read_reply().await;
+    }
+    let (_, text) = http_get(proxy.metrics_addr(), "/metrics").await;
+    for (sample, want) in [
+        (commands("", "local"), 2.0),
+        (commands("reader", "local"), 2.0),
+        // bob: three GETs; carol: HELLO (forwarded), GET and RESET (run as reader).
+        (commands("reader", "forwarded"), 6.0),
+        (commands("reader", "denied_command"), 1.0),
+    ] {
+        assert_eq!(metric(&text, &sample), want, "{sample}\n{text}");
+    }
+    assert_eq!(metric(&text, &commands("", "forwarded")), 0.0, "{text}");
+}

@@ -213,6 +213,7 @@ pub async fn serve<S>(
         scanner: RequestScanner::new(limits),
         session,
         slots,
+        card_user: start_user.as_ref().map_or(0, |u| Arc::as_ptr(u) as usize),
         card,
         upstream: None,
         up_out: BytesMut::new(),
@@ -308,6 +309,8 @@ struct Conn<S> {
     slots: ReplySlots,
     /// This client as `CLIENT LIST` shows it.
     card: Arc<ClientCard>,
+    /// The user the card shows (its address, only compared; 0 for none).
+    card_user: usize,
     upstream: Option<Upstream>,
     /// Commands waiting to be written upstream.
     up_out: BytesMut,
@@ -659,11 +662,23 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     /// Counts one command's outcome for `portcullis_commands_total`, under the
     /// user it ran as (kept per connection, added to the metrics per batch).
     fn count(&mut self, result: CommandResult) {
-        let user = self.session.user(&self.live.users).map(Arc::as_ptr);
-        if user != self.tally_user.as_ref().map(Arc::as_ptr) {
+        self.count_as(result, None);
+    }
+
+    /// Like [`Conn::count`], under `ran_as` when the command left that user
+    /// (`RESET`), else under the current one. Also keeps the client's card
+    /// (`CLIENT LIST`) on the current user.
+    fn count_as(&mut self, result: CommandResult, ran_as: Option<Arc<User>>) {
+        let address = |u: Option<&Arc<User>>| u.map_or(0, |u| Arc::as_ptr(u) as usize);
+        let current = address(self.session.user(&self.live.users));
+        let counted = ran_as.as_ref().map_or(current, |u| address(Some(u)));
+        if counted != address(self.tally_user.as_ref()) {
             self.flush_tally();
-            self.tally_user = self.session.user(&self.live.users).cloned();
-            let name = self.tally_user.as_ref().map_or("", |u| u.name.as_str());
+            self.tally_user = ran_as.or_else(|| self.session.user(&self.live.users).cloned());
+        }
+        if current != self.card_user {
+            self.card_user = current;
+            let name = self.session.user(&self.live.users).map_or("", |u| u.name.as_str());
             self.card.set_user(name);
         }
         self.tally[result as usize] += 1;
@@ -784,11 +799,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         }
         let forwarded = self.apply(decided, command, upstream_failed).await;
         if known.is_none() {
-            self.count(if forwarded {
+            let result = if forwarded {
                 CommandResult::Forwarded
             } else {
                 CommandResult::Local
-            });
+            };
+            self.count_as(result, events.reset_from);
         }
         forwarded
     }

@@ -139,6 +139,8 @@ pub struct Events {
     pub user_cap: Option<String>,
     /// The ACL refused the command (command, key or channel).
     pub denied: Option<Reason>,
+    /// `RESET` left this user (it ran as it, and is counted under it).
+    pub reset_from: Option<Arc<User>>,
 }
 
 fn local(b: &'static [u8]) -> Decision {
@@ -350,6 +352,7 @@ impl Session {
             };
         }
         if name_is("reset") {
+            self.events.reset_from = user.cloned();
             self.user = self.cert_user.clone();
             self.in_multi = false;
             self.multi_dirty = false;
