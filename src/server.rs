@@ -422,11 +422,11 @@ fn cert_user(live: &Live, identity: &tls::PeerIdentity, peer: SocketAddr) -> Opt
             Some(Arc::clone(u))
         }
         Some(_) => {
-            warn!(%peer, identity = %identity.describe(), user = name, reason = "user is off", "certificate user refused");
+            warn!(%peer, identity = %identity.describe(), user = %Escaped(name), reason = "user is off", "certificate user refused");
             None
         }
         None => {
-            warn!(%peer, identity = %identity.describe(), user = name, reason = "no such user", "certificate user refused");
+            warn!(%peer, identity = %identity.describe(), user = %Escaped(name), reason = "no such user", "certificate user refused");
             None
         }
     }

@@ -8,7 +8,8 @@
 //! no decay) report every read; every argument is a distinct key name. A key
 //! the command touched must be one the ACL checks; the test fails otherwise.
 //! Keys Redis's own key specs miss are counted and printed: those are what the
-//! proxy adds (`GEORADIUS` with `STORE` given twice writes the last one).
+//! proxy adds (`GEORADIUS` with `STORE` given twice writes the last one;
+//! `SORT l STORE STORE ASC` writes the key `STORE` while Redis checks `ASC`).
 //! `KEYS_TOUCHED_SEED=<n>` replays a run.
 
 mod support;
@@ -191,6 +192,8 @@ fn sort(rng: &mut Rng) -> Case {
         match rng.below(5) {
             0 | 1 => argv.extend([b(rng.pick(&["STORE", "store"])), b(&n.next("d"))]),
             2 => argv.extend([b("LIMIT"), b("0"), b("2")]),
+            // A key named like an option: Redis's getkeys proc misreads it.
+            3 if rng.chance(30) => argv.extend([b("STORE"), b("STORE")]),
             3 => argv.extend([b("BY"), b("nosort")]),
             _ => argv.push(b(rng.pick(&["ASC", "DESC", "STORE"]))),
         }

@@ -222,7 +222,9 @@ async fn idle_and_slow_peers_never_starve_a_probe() {
     }
     // A slowloris: a header byte now and then, never finishing.
     let mut slow = TcpStream::connect(endpoint.addr).await.expect("connect");
-    slow.write_all(b"GET /metrics HTTP/1.1\r\nX: ").await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nX: ")
+        .await
+        .unwrap();
     for _ in 0..5 {
         let started = std::time::Instant::now();
         let probe = tokio::time::timeout(
@@ -244,7 +246,9 @@ async fn idle_and_slow_peers_never_starve_a_probe() {
                 return;
             }
             let mut buf = [0u8; 256];
-            match tokio::time::timeout(std::time::Duration::from_millis(200), slow.read(&mut buf)).await {
+            match tokio::time::timeout(std::time::Duration::from_millis(200), slow.read(&mut buf))
+                .await
+            {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(n)) => rest.extend_from_slice(&buf[..n]),
                 Err(_) => {}
@@ -252,6 +256,10 @@ async fn idle_and_slow_peers_never_starve_a_probe() {
         }
     })
     .await;
-    assert!(closed.is_ok(), "slow peer still connected after {:?}", started.elapsed());
+    assert!(
+        closed.is_ok(),
+        "slow peer still connected after {:?}",
+        started.elapsed()
+    );
     endpoint.stop.cancel();
 }

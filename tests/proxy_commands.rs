@@ -397,6 +397,13 @@ async fn monitor_streams_other_clients_commands() {
     let mut other = resp_tls(e.proxy.tls_addr(), &e.pki, Some("alice")).await;
     assert!(mon.cmd_str(&["MONITOR"]).await.is_ok());
     assert!(other.cmd_str(&["SET", "watched", "1"]).await.is_ok());
+    // The other client's new upstream connection first asks for its client
+    // id (for CLIENT LIST), then runs the SET.
+    let line = mon.read_reply().await;
+    assert!(
+        line.as_str().unwrap_or("").ends_with("\"CLIENT\" \"ID\""),
+        "{line:?}"
+    );
     let line = mon.read_reply().await;
     assert!(
         line.as_str()

@@ -375,8 +375,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_client()).await;
                 return Ok(());
             }
-            self.process_commands().await;
+            // Replies first: they may settle the state a waiting command needs.
             self.process_replies();
+            self.process_commands().await;
             let quiet = self.slots.is_empty() && self.up_out.is_empty();
             if self.out.is_empty()
                 && !self.client_dirty
@@ -678,7 +679,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         }
         if current != self.card_user {
             self.card_user = current;
-            let name = self.session.user(&self.live.users).map_or("", |u| u.name.as_str());
+            let name = self
+                .session
+                .user(&self.live.users)
+                .map_or("", |u| u.name.as_str());
             self.card.set_user(name);
         }
         self.tally[result as usize] += 1;
@@ -915,6 +919,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                     .push_local(LocalReply::Static(replies::UPSTREAM_UNAVAILABLE));
             }
             return false;
+        }
+        if let Some(setname) = self.session.take_pending_name() {
+            self.up_out.extend_from_slice(&setname);
+            self.slots.push_upstream(SlotKind::Plain, Emit::Drop);
         }
         match &bytes {
             Some(b) => self.up_out.extend_from_slice(b),

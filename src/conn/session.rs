@@ -115,6 +115,9 @@ pub struct Session {
     events: Events,
     /// RESP2's pub/sub context holds (set by the connection before each decision).
     pubsub_context: bool,
+    /// A client name a failed `HELLO` set (Redis sets each `SETNAME` as it
+    /// reads it), still to be sent upstream before the next forwarded command.
+    pending_name: Option<Bytes>,
 }
 
 /// What a reload made of the connection's user.
@@ -164,7 +167,17 @@ impl Session {
             user_slot: None,
             events: Events::default(),
             pubsub_context: false,
+            pending_name: None,
         }
+    }
+
+    /// A `CLIENT SETNAME` the upstream must run before the next forwarded
+    /// command (its reply is dropped), if a failed `HELLO` set a name.
+    pub fn take_pending_name(&mut self) -> Option<Bytes> {
+        let name = self.pending_name.take()?;
+        Some(Bytes::from(crate::resp::encode::command(&[
+            b"CLIENT", b"SETNAME", &name,
+        ])))
     }
 
     /// Whether the connection is in RESP2's pub/sub context now (subscribed,
@@ -353,6 +366,7 @@ impl Session {
         }
         if name_is("reset") {
             self.events.reset_from = user.cloned();
+            self.pending_name = None;
             self.user = self.cert_user.clone();
             self.in_multi = false;
             self.multi_dirty = false;
@@ -543,6 +557,8 @@ impl Session {
                 if !valid_client_name(name) {
                     return local(replies::BAD_CLIENT_NAME);
                 }
+                // Set at once, like Redis: it stays set if a later option fails.
+                self.pending_name = Some(Bytes::copy_from_slice(name));
                 setname = Some(name);
                 j += 2;
             } else {
@@ -564,6 +580,8 @@ impl Session {
             fwd.push(v);
         }
         if let Some(name) = setname {
+            // The forwarded HELLO sets it.
+            self.pending_name = None;
             fwd.extend([&b"SETNAME"[..], name]);
         }
         Decision::ForwardInstead(

@@ -130,10 +130,13 @@ async fn connection(
     let service = service_fn(move |request: Request<Incoming>| {
         let (metrics, ready) = (Arc::clone(&metrics), Arc::clone(&ready));
         async move {
-            let answer = tokio::time::timeout(REQUEST_DEADLINE, respond(&request, &metrics, &ready));
-            Ok::<_, Infallible>(answer.await.unwrap_or_else(|_| {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
-            }))
+            let answer =
+                tokio::time::timeout(REQUEST_DEADLINE, respond(&request, &metrics, &ready));
+            Ok::<_, Infallible>(
+                answer
+                    .await
+                    .unwrap_or_else(|_| text(StatusCode::SERVICE_UNAVAILABLE, "not ready")),
+            )
         }
     });
     let conn = http1::Builder::new()

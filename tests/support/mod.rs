@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod redis;
 pub mod resp;
 pub mod rng;
+pub mod same_stream;
 
 pub use client::{
     client_config, resp_tls, resp_tls_from, tcp_connect_from, tls_connect, tls_connect_config,
@@ -28,3 +29,4 @@ pub use proxy::{
 pub use redis::RedisServer;
 pub use resp::{encode_command, parse_reply, Reply, RespConn};
 pub use rng::Rng;
+pub use same_stream::{command, Command, SameStream};

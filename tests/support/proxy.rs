@@ -107,6 +107,13 @@ pub struct Proxy {
 
 /// The `(kind, addr)` of a `listening` log line.
 fn listening_line(line: &str) -> Option<(String, SocketAddr)> {
+    if !line.starts_with('{') {
+        // Text format: `... INFO portcullis::server: listening kind="tls" addr=127.0.0.1:1`.
+        let rest = line.split_once(": listening ")?.1;
+        let kind = rest.split_once("kind=\"")?.1.split_once('"')?.0.to_string();
+        let addr = rest.split_once("addr=")?.1.split_whitespace().next()?;
+        return Some((kind, addr.parse().ok()?));
+    }
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = value.get("fields")?;
     if fields.get("message")?.as_str()? != "listening" {
@@ -137,13 +144,22 @@ impl Proxy {
 
     /// Like [`Proxy::start`], with extra environment variables for the child.
     pub fn start_with_env(toml_text: &str, dir: &Path, env: &[(&str, &str)]) -> Proxy {
+        Self::start_logging(toml_text, dir, env, "json")
+    }
+
+    /// Like [`Proxy::start`], logging in the text format (what a terminal shows).
+    pub fn start_text_logs(toml_text: &str, dir: &Path) -> Proxy {
+        Self::start_logging(toml_text, dir, &[], "text")
+    }
+
+    fn start_logging(toml_text: &str, dir: &Path, env: &[(&str, &str)], format: &str) -> Proxy {
         let config_path = dir.join("proxy.toml");
         std::fs::write(&config_path, toml_text).expect("write proxy.toml");
         let mut cmd = Command::new(BIN);
         cmd.arg("run")
             .arg("--config")
             .arg(&config_path)
-            .args(["--log-format", "json"]);
+            .args(["--log-format", format]);
         if std::env::var_os("PORTCULLIS_LOG").is_none() {
             cmd.env("PORTCULLIS_LOG", "debug");
         }

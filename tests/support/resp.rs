@@ -237,6 +237,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RespConn<S> {
         }
     }
 
+    /// The underlying stream (nothing may be left unread in the buffer).
+    pub fn into_inner(self) -> S {
+        assert!(self.buf.is_empty(), "unread bytes: {:?}", self.buf);
+        self.stream
+    }
+
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
         &self.stream

@@ -13,13 +13,25 @@ use crate::command::CommandSpec;
 
 /// Appends the keys of `cmd` that Redis's key specs miss to `out`.
 ///
-/// `GEORADIUS`/`GEORADIUSBYMEMBER`: Redis's key spec takes the first `STORE` /
-/// `STOREDIST` key while the command writes the last one given; every such
-/// key is a write key here (a superset of what the command can write).
+/// - `GEORADIUS`/`GEORADIUSBYMEMBER`: Redis's key spec takes the first `STORE`
+///   / `STOREDIST` key while the command writes the last one given; every such
+///   key is a write key here (a superset of what the command can write).
+/// - `SORT`: Redis's getkeys proc does not skip a `STORE`'s argument, so in
+///   `SORT l STORE STORE ASC` it checks `ASC` while the command writes the key
+///   `STORE`; the key the command's own option loop stores to is added.
 pub fn add_missed_keys<A: ArgList + ?Sized>(cmd: &CommandSpec, args: &A, out: &mut Vec<KeyRef>) {
     let options_from = match cmd.name {
         "georadius" => 6,
         "georadiusbymember" => 5,
+        "sort" => {
+            if let Some(index) = sort_store_key(args) {
+                out.push(KeyRef {
+                    index,
+                    flags: OW | UPDATE,
+                });
+            }
+            return;
+        }
         _ => return,
     };
     for i in options_from..args.argc().saturating_sub(1) {
@@ -30,6 +42,31 @@ pub fn add_missed_keys<A: ArgList + ?Sized>(cmd: &CommandSpec, args: &A, out: &m
             });
         }
     }
+}
+
+/// The key `SORT` stores to, read like its own option loop (`sortCommandGeneric`):
+/// each option takes its arguments, the last `STORE` wins, and a syntax error
+/// ends the loop (the command then fails and stores nothing).
+fn sort_store_key<A: ArgList + ?Sized>(args: &A) -> Option<usize> {
+    let argc = args.argc();
+    let mut store = None;
+    let mut j = 2;
+    while j < argc {
+        let left = argc - j - 1;
+        if arg_is(args, j, "asc") || arg_is(args, j, "desc") || arg_is(args, j, "alpha") {
+        } else if arg_is(args, j, "limit") && left >= 2 {
+            j += 2;
+        } else if arg_is(args, j, "store") && left >= 1 {
+            store = Some(j + 1);
+            j += 1;
+        } else if (arg_is(args, j, "by") || arg_is(args, j, "get")) && left >= 1 {
+            j += 1;
+        } else {
+            return None;
+        }
+        j += 1;
+    }
+    store
 }
 
 #[cfg(test)]
@@ -62,6 +99,27 @@ mod tests {
             Vec::<usize>::new()
         );
         assert!(missed(&["GEORADIUS_RO", "src", "15", "37", "200", "km"]).is_empty());
+    }
+
+    #[test]
+    fn the_key_sort_really_stores_to() {
+        // Redis's proc checks `ASC` here; SORT writes the key `STORE`.
+        assert_eq!(missed(&["SORT", "l", "STORE", "STORE", "ASC"]), [3]);
+        assert_eq!(
+            missed(&["SORT", "l", "store", "d2", "STORE", "STORE", "LIMIT", "0", "2"]),
+            [5]
+        );
+        assert_eq!(missed(&["SORT", "l", "BY", "STORE", "STORE", "d"]), [5]);
+        assert_eq!(
+            missed(&["SORT", "l", "LIMIT", "0", "1", "GET", "#"]),
+            Vec::<usize>::new()
+        );
+        // A syntax error: nothing is stored.
+        assert_eq!(
+            missed(&["SORT", "l", "STORE", "d", "junk"]),
+            Vec::<usize>::new()
+        );
+        assert!(missed(&["SORT_RO", "l", "STORE", "d"]).is_empty());
         assert!(missed(&["SET", "STORE", "x"]).is_empty());
     }
 }

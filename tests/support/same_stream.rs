@@ -1,0 +1,320 @@
+//! Redis as the oracle for whole conversations: the same commands, as one
+//! pipelined byte stream, go to the proxy (over mTLS, in front of one
+//! redis-server) and straight to a second redis-server that has the same
+//! users; the reply streams are cut into frames (by the proxy's own reply
+//! scanner, so pushes stay where Redis put them) and compared byte for byte.
+//!
+//! Each conversation starts unauthenticated on a fresh connection with empty
+//! databases, and ends with a `RESET` whose `+RESET` marks the end of the
+//! replies (Redis answers RESET even under `CLIENT REPLY OFF`, in pub/sub mode
+//! and inside MULTI).
+
+use std::time::Duration;
+
+use portcullis::resp::reply::{ReplyScan, ReplyScanner};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{base_config, encode_command, resp_tls, Proxy, RedisServer, RespConn, TestPki};
+
+/// How long a conversation may take to be answered.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One command as arguments.
+pub type Command = Vec<Vec<u8>>;
+
+/// A command from string arguments.
+pub fn command(args: &[&str]) -> Command {
+    args.iter().map(|a| a.as_bytes().to_vec()).collect()
+}
+
+/// A proxy and an oracle redis-server with the same users.
+pub struct SameStream {
+    /// The test PKI (the client certificate `bob` names no user).
+    pub pki: TestPki,
+    /// The proxy's upstream.
+    pub upstream: RedisServer,
+    /// The redis-server the proxy is compared with.
+    pub oracle: RedisServer,
+    /// The proxy.
+    pub proxy: Proxy,
+}
+
+impl SameStream {
+    /// Starts both sides with `users` (`(name, rules)`, rules in proxy.toml
+    /// syntax; each user also gets password `pw`) and `extra` proxy.toml text.
+    pub async fn start(users: &[(&str, &str)], extra: &str) -> SameStream {
+        let pki = TestPki::new();
+        let upstream = RedisServer::start();
+        let oracle = RedisServer::start();
+        let mut toml = String::from(extra);
+        for (name, rules) in users {
+            toml.push_str(&format!(
+                "\n[[users]]\nname = \"{name}\"\nrules = \"{rules} >pw\"\n"
+            ));
+        }
+        let proxy = Proxy::start(&base_config(&pki, &upstream.addr(), &toml), pki.dir());
+        let mut admin = RespConn::connect_tcp(&oracle.addr()).await.expect("oracle");
+        for (name, rules) in users {
+            let merged = portcullis::acl::rules::merge_selector_args(
+                rules.split_ascii_whitespace().chain([">pw"]),
+            )
+            .expect("rules");
+            let mut cmd: Vec<&[u8]> = vec![b"ACL", b"SETUSER", name.as_bytes(), b"reset"];
+            cmd.extend(merged.iter().map(|s| s.as_bytes()));
+            let reply = admin.cmd(&cmd).await;
+            assert!(reply.is_ok(), "ACL SETUSER {name}: {reply:?}");
+        }
+        // The oracle's own admin, then `default` off like the proxy's missing default.
+        let admin_user = [
+            &b"ACL"[..],
+            b"SETUSER",
+            b"oracle-admin",
+            b"on",
+            b">oracle-pw",
+            b"~*",
+            b"&*",
+            b"+@all",
+        ];
+        assert!(admin.cmd(&admin_user).await.is_ok());
+        assert!(admin
+            .cmd_str(&["ACL", "SETUSER", "default", "off"])
+            .await
+            .is_ok());
+        SameStream {
+            pki,
+            upstream,
+            oracle,
+            proxy,
+        }
+    }
+
+    /// Empties both sides' databases, scripts and functions.
+    async fn flush(&self) {
+        let mut up = RespConn::connect_tcp(&self.upstream.addr())
+            .await
+            .expect("upstream");
+        for cmd in [
+            &["FLUSHALL"][..],
+            &["SCRIPT", "FLUSH"],
+            &["FUNCTION", "FLUSH"],
+        ] {
+            up.cmd_str(cmd).await;
+        }
+        let mut oracle = RespConn::connect_tcp(&self.oracle.addr())
+            .await
+            .expect("oracle");
+        assert!(oracle
+            .cmd_str(&["AUTH", "oracle-admin", "oracle-pw"])
+            .await
+            .is_ok());
+        for cmd in [
+            &["FLUSHALL"][..],
+            &["SCRIPT", "FLUSH"],
+            &["FUNCTION", "FLUSH"],
+        ] {
+            oracle.cmd_str(cmd).await;
+        }
+    }
+
+    /// The reply frames of `commands` from the proxy and from the oracle, in
+    /// order, each as raw bytes (the closing `+RESET` left out).
+    pub async fn replies(&self, commands: &[Command]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        self.flush().await;
+        let (stream, resets) = pipeline(commands);
+        let proxy = resp_tls(self.proxy.tls_addr(), &self.pki, Some("bob")).await;
+        let oracle = TcpStream::connect(self.oracle.addr())
+            .await
+            .expect("oracle");
+        let (p, o) = tokio::join!(
+            conversation(proxy.into_inner(), &stream, resets),
+            conversation(oracle, &stream, resets)
+        );
+        let show = |side: &str, r: Result<Vec<Vec<u8>>, String>| {
+            r.unwrap_or_else(|e| panic!("{side}: {e}\nfor:\n{}", show_commands(commands)))
+        };
+        (show("proxy", p), show("redis", o))
+    }
+
+    /// The proxy's reply frames alone (where Redis is no reference).
+    pub async fn proxy_replies(&self, commands: &[Command]) -> Vec<Vec<u8>> {
+        self.flush().await;
+        let (stream, resets) = pipeline(commands);
+        let proxy = resp_tls(self.proxy.tls_addr(), &self.pki, Some("bob")).await;
+        conversation(proxy.into_inner(), &stream, resets)
+            .await
+            .unwrap_or_else(|e| panic!("proxy: {e}\nfor:\n{}", show_commands(commands)))
+    }
+
+    /// Asserts that the proxy answers `commands` exactly as Redis does.
+    pub async fn assert_same(&self, commands: &[Command]) {
+        let (mut proxy, mut oracle) = self.replies(commands).await;
+        unsubscribe_in_name_order(&mut proxy);
+        unsubscribe_in_name_order(&mut oracle);
+        if proxy != oracle {
+            let first = proxy
+                .iter()
+                .zip(&oracle)
+                .position(|(p, o)| p != o)
+                .unwrap_or(proxy.len().min(oracle.len()));
+            panic!(
+                "the proxy differs from Redis at reply {first} for:\n{}\nproxy:\n{}\nredis:\n{}",
+                show_commands(commands),
+                show_frames(&proxy),
+                show_frames(&oracle)
+            );
+        }
+    }
+}
+
+/// Commands, one per line, arguments escaped.
+pub fn show_commands(commands: &[Command]) -> String {
+    commands
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|a| format!("'{}'", a.escape_ascii()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Frames, one per line, escaped.
+pub fn show_frames(frames: &[Vec<u8>]) -> String {
+    frames
+        .iter()
+        .map(|f| format!("  {}", f.escape_ascii()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A `HELLO` reply names the connection's id, which differs between the two
+/// sides by nature: it is replaced by `ID`.
+fn without_connection_id(frame: Vec<u8>) -> Vec<u8> {
+    let is_hello = frame.starts_with(b"%7\r\n$6\r\nserver\r\n")
+        || frame.starts_with(b"*14\r\n$6\r\nserver\r\n");
+    let key = b"$2\r\nid\r\n:";
+    let Some(at) = is_hello
+        .then(|| frame.windows(key.len()).position(|w| w == key))
+        .flatten()
+    else {
+        return frame;
+    };
+    let start = at + key.len();
+    let Some(end) = frame[start..].iter().position(|&b| b == b'\r') else {
+        return frame;
+    };
+    [&frame[..start], b"ID", &frame[start + end..]].concat()
+}
+
+/// An `UNSUBSCRIBE` without arguments confirms each channel in the order of
+/// Redis's hash table, which is seeded at random per process: within each run
+/// of such confirmations the channel names are put in sorted order (the
+/// counts, which only depend on the position, stay).
+fn unsubscribe_in_name_order(frames: &mut [Vec<u8>]) {
+    // `>3` or `*3`, the kind, the channel (or null), the count.
+    fn parts(frame: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+        let kind_end = frame.windows(2).skip(4).position(|w| w == b"\r\n")? + 4 + 2;
+        let kind_line_end = frame[kind_end..].windows(2).position(|w| w == b"\r\n")? + kind_end + 2;
+        let head = &frame[..kind_line_end];
+        let kind = std::str::from_utf8(head).ok()?;
+        if !(kind.ends_with("unsubscribe\r\n") || kind.ends_with("punsubscribe\r\n")) {
+            return None;
+        }
+        let count_at = frame.iter().rposition(|&b| b == b':')?;
+        Some((head, &frame[kind_line_end..count_at], &frame[count_at..]))
+    }
+    let mut i = 0;
+    while i < frames.len() {
+        let Some((head, _, _)) = parts(&frames[i]) else {
+            i += 1;
+            continue;
+        };
+        let head = head.to_vec();
+        let mut j = i;
+        while j < frames.len() && parts(&frames[j]).is_some_and(|(h, _, _)| h == head) {
+            j += 1;
+        }
+        let mut names: Vec<Vec<u8>> = frames[i..j]
+            .iter()
+            .filter_map(|f| parts(f).map(|(_, n, _)| n.to_vec()))
+            .collect();
+        names.sort();
+        for (frame, name) in frames[i..j].iter_mut().zip(names) {
+            let count = parts(frame).map(|(_, _, c)| c.to_vec()).unwrap_or_default();
+            *frame = [head.as_slice(), &name, &count].concat();
+        }
+        i = j;
+    }
+}
+
+/// The commands and a closing `RESET` as one byte stream, and how many
+/// `+RESET` replies end it.
+fn pipeline(commands: &[Command]) -> (Vec<u8>, usize) {
+    let resets = commands.iter().filter(|c| is_reset(c)).count() + 1;
+    let mut stream = Vec::new();
+    for c in commands.iter().chain([&command(&["RESET"])]) {
+        let args: Vec<&[u8]> = c.iter().map(Vec::as_slice).collect();
+        stream.extend(encode_command(&args));
+    }
+    (stream, resets)
+}
+
+/// The last frame of a conversation the server ended by closing the connection.
+pub const CLOSED: &[u8] = b"(connection closed)";
+
+fn is_reset(c: &Command) -> bool {
+    c.first().is_some_and(|n| n.eq_ignore_ascii_case(b"reset"))
+}
+
+/// Writes `stream`, then reads frames until the `resets`-th `+RESET` (or
+/// until the server closes: then [`CLOSED`] is the last frame).
+async fn conversation<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: S,
+    stream: &[u8],
+    resets: usize,
+) -> Result<Vec<Vec<u8>>, String> {
+    // The server may close before it read everything (a protocol error).
+    let _ = conn.write_all(stream).await;
+    let _ = conn.flush().await;
+    let mut buf = Vec::new();
+    let mut frames = Vec::new();
+    let mut seen = 0;
+    let mut scanner = ReplyScanner::new();
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        match scanner.scan(&buf).expect("valid RESP") {
+            ReplyScan::Complete { len } => {
+                let frame: Vec<u8> = buf.drain(..len).collect();
+                if frame == b"+RESET\r\n" {
+                    seen += 1;
+                    if seen == resets {
+                        return Ok(frames);
+                    }
+                }
+                frames.push(without_connection_id(frame));
+                continue;
+            }
+            ReplyScan::Incomplete => {}
+        }
+        let mut chunk = [0u8; 16384];
+        let n = match tokio::time::timeout_at(deadline, conn.read(&mut chunk)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => 0,
+            Err(_) => {
+                return Err(format!(
+                    "no end of the conversation within {ANSWER_TIMEOUT:?}; frames so far:\n{}\nunparsed: {}",
+                    show_frames(&frames),
+                    buf.escape_ascii()
+                ))
+            }
+        };
+        if n == 0 {
+            frames.push(CLOSED.to_vec());
+            return Ok(frames);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
