@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::acl::{User, Users};
 use crate::config::Config;
-use crate::conn::session::replies;
+use crate::conn::replies;
 use crate::conn::{self, Live, Shared, Shutdown};
 use crate::limits::rate::Rates;
 use crate::limits::report::Reporter;
@@ -298,7 +298,7 @@ impl Listener {
                         }
                     };
                     let _ = tcp.set_nodelay(true);
-                    let task = Client {
+                    let task = AcceptedClient {
                         shared: Arc::clone(shared),
                         acceptor: self.acceptor(&live),
                         live,
@@ -331,7 +331,8 @@ async fn refuse(tcp: TcpStream, acceptor: Option<TlsAcceptor>, permit: OwnedSema
     drop(permit);
 }
 
-struct Client {
+/// An accepted TCP connection on its way to being served.
+struct AcceptedClient {
     shared: Arc<Shared>,
     /// The configuration in force when the connection was accepted.
     live: Arc<Live>,
@@ -339,7 +340,7 @@ struct Client {
     shutdown: Shutdown,
 }
 
-impl Client {
+impl AcceptedClient {
     async fn serve(self, tcp: TcpStream, peer: SocketAddr, slot: ConnSlot) {
         let metrics = Arc::clone(self.shared.reporter.metrics());
         metrics.connection_opened();
@@ -352,14 +353,14 @@ impl Client {
         let Ok(local) = tcp.local_addr() else {
             return;
         };
-        let Client {
+        let AcceptedClient {
             shared,
             live,
             acceptor,
             shutdown,
         } = self;
         let Some(acceptor) = acceptor else {
-            let client = conn::Client {
+            let client = conn::ClientIdentity {
                 addr: peer,
                 local,
                 cert_user: None,
@@ -399,9 +400,9 @@ fn client_of(
     conn: &rustls::ServerConnection,
     peer: SocketAddr,
     local: SocketAddr,
-) -> conn::Client {
+) -> conn::ClientIdentity {
     let identity = tls::peer_identity(conn);
-    conn::Client {
+    conn::ClientIdentity {
         addr: peer,
         local,
         cert_user: identity.as_ref().and_then(|id| cert_user(live, id, peer)),

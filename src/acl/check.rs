@@ -198,6 +198,24 @@ fn check_selector(
     Ok(())
 }
 
+/// Redis's `ACLUserCheckCmdWithUnrestrictedKeyAccess`: some selector allows the
+/// command and has `allkeys` or a `*` pattern with read permission.
+pub fn unrestricted_key_access(
+    user: &User,
+    cmd: &CommandSpec,
+    args: &impl ArgList,
+    scratch: &mut CheckScratch,
+) -> bool {
+    user.selectors.iter().any(|sel| {
+        let unrestricted = sel.all_keys
+            || sel
+                .keys
+                .iter()
+                .any(|k| k.perms & PERM_READ != 0 && k.pattern == b"*");
+        unrestricted && selector_allows(sel, cmd, args, scratch)
+    })
+}
+
 /// `ACL DRYRUN`'s denial text (a bulk string in Redis 7.0).
 pub fn dryrun_text(denial: Denial, cmd: &CommandSpec, args: &impl ArgList) -> Vec<u8> {
     let mut out = Vec::new();

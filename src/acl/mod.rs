@@ -8,6 +8,7 @@ pub mod check;
 pub mod describe;
 pub mod glob;
 pub mod log;
+pub mod rule_error;
 pub mod rules;
 pub mod selector;
 pub mod user;

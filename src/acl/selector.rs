@@ -4,7 +4,7 @@
 
 use crate::command::{self, CommandSpec, COMMANDS};
 
-use super::rules::RuleError;
+use super::rule_error::RuleError;
 
 /// Words of the command bitset (one bit per table entry).
 const WORDS: usize = COMMANDS.len().div_ceil(64);

@@ -9,6 +9,7 @@
 
 mod error;
 mod file;
+mod keys;
 mod net;
 mod sections;
 mod types;

@@ -6,8 +6,8 @@ use std::net::{Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use super::error::ConfigError;
+use super::keys::resolve_path;
 use super::types::UpstreamAddr;
-use super::validate::resolve_path;
 
 /// Splits `host:port` into its parts when it has that form: a non-empty
 /// host (bracketed if it is an IPv6 literal) and a decimal port.

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::file::{FileAuth, FileLimits, FileRate, FileUser};
+use super::keys::{nonzero, path_key};
 use super::types::{
     AuthSettings, CertUserField, Limits, RateMode, RateSettings, ScriptPolicy, UserEntry,
 };
-use super::validate::{nonzero, path_key};
 
 /// True for a name Redis 7.0's `ACL SETUSER` accepts: no ASCII whitespace
 /// (C `isspace`) and no NUL.

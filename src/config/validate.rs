@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::file::{FileConfig, FileServer, FileTls, FileUpstream, Secret};
+use super::keys::{nonzero, path_key};
 use super::net;
 use super::sections;
 use super::types::{
@@ -44,47 +45,6 @@ pub(crate) fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigEr
         limits,
         users,
     })
-}
-
-/// `value` relative to `base` (the config file's directory) unless absolute.
-pub(crate) fn resolve_path(base: &Path, value: &str) -> PathBuf {
-    base.join(value)
-}
-
-/// A path-valued key: must not be empty, resolved against `base`.
-pub(crate) fn path_key(
-    key: &str,
-    value: &str,
-    base: &Path,
-    errors: &mut Vec<ConfigError>,
-) -> PathBuf {
-    if value.is_empty() {
-        errors.push(ConfigError::Empty {
-            key: key.to_owned(),
-        });
-    }
-    resolve_path(base, value)
-}
-
-/// A number that must be at least 1; `default` when absent.
-pub(crate) fn nonzero<T: Copy + Default + PartialEq>(
-    key: &str,
-    value: Option<T>,
-    default: T,
-    errors: &mut Vec<ConfigError>,
-) -> T {
-    match value {
-        Some(v) if v == T::default() => {
-            errors.push(ConfigError::TooSmall {
-                key: key.to_owned(),
-                min: 1,
-                value: 0,
-            });
-            default
-        }
-        Some(v) => v,
-        None => default,
-    }
 }
 
 fn server(file: &FileServer, errors: &mut Vec<ConfigError>) -> ServerSettings {

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::session::Decision;
+use super::decision::Decision;
 use super::slots::LocalReply;
 use crate::acl::check::{dryrun_reply, CheckScratch};
 use crate::acl::describe;

@@ -12,8 +12,10 @@
 mod acl_cmds;
 pub mod audit;
 pub mod client_lines;
+pub mod decision;
 mod io;
 pub mod policy;
+pub mod replies;
 pub mod session;
 pub mod slots;
 pub mod stream;
@@ -37,7 +39,7 @@ use crate::acl::User;
 use crate::acl::Users;
 use crate::command::{ChannelRef, KeyRef};
 use crate::config::Config;
-use crate::limits::rate::{Gate, Rates, Verdict};
+use crate::limits::rate::{RateBucket, RateVerdict, Rates};
 use crate::limits::report::Reporter;
 use crate::limits::Admission;
 use crate::metrics::{CommandResult, Limit};
@@ -46,8 +48,9 @@ use crate::resp::request::{ProtocolError, RequestScan, RequestScanner, ScanLimit
 use crate::upstream::{self, UpstreamStream};
 use client_lines::ClientDirectory;
 use client_lines::{ClientCard, ClientLines, Listed};
+use decision::{Decided, Decision};
 use io::{pump, pump_opt, read_into, read_opt, shrink, tick, READ_CHUNK};
-use session::{replies, Decided, Decision, Rebind, Session};
+use session::{Rebind, Session};
 use slots::{Emit, LocalReply, ReplySlots, SlotKind};
 use stream::Passthrough;
 
@@ -121,7 +124,7 @@ impl Shared {
 
 /// Who a new connection is, as the server learned it.
 #[derive(Debug, Clone)]
-pub struct Client {
+pub struct ClientIdentity {
     /// The peer address.
     pub addr: SocketAddr,
     /// The proxy address it connected to.
@@ -146,7 +149,7 @@ pub struct Shutdown {
 /// found in `live`, the configuration its handshake used.
 pub async fn serve<S>(
     stream: S,
-    client: Client,
+    client: ClientIdentity,
     shared: Arc<Shared>,
     live: Arc<Live>,
     shutdown: Shutdown,
@@ -155,7 +158,7 @@ pub async fn serve<S>(
 {
     let (client_r, client_w) = tokio::io::split(stream);
     let limits = ScanLimits::from(&live.config.limits);
-    let Client {
+    let ClientIdentity {
         addr: peer,
         local,
         cert_user,
@@ -325,7 +328,7 @@ struct Conn<S> {
     /// The rest of a large command decided before it all arrived.
     passthrough: Option<Passthrough>,
     /// The current user (its address, only compared) and its rate gate, if any.
-    rate: Option<(usize, Option<Arc<Gate>>)>,
+    rate: Option<(usize, Option<Arc<RateBucket>>)>,
     /// Not reading or running commands until this fires (rate delay, auth throttle).
     pause: Option<Pin<Box<Sleep>>>,
     /// A failed AUTH whose reply waits for a token of the per-IP failure rate.
@@ -563,7 +566,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     }
 
     /// The rate gate of the user commands run as now, if it has one.
-    fn rate_gate(&mut self, users: &Users) -> Option<Arc<Gate>> {
+    fn rate_gate(&mut self, users: &Users) -> Option<Arc<RateBucket>> {
         let user = self.session.user(users);
         let key = user.map_or(0, |u| Arc::as_ptr(u) as usize);
         match &self.rate {
@@ -731,7 +734,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     /// the connection paused until a token is due (delay mode).
     async fn rate_allows(
         &mut self,
-        gate: Option<&Gate>,
+        gate: Option<&RateBucket>,
         command: std::ops::Range<usize>,
         upstream_failed: &mut bool,
     ) -> bool {
@@ -739,12 +742,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             return true;
         };
         let verdict = gate.verdict(self.live.config.limits.rate_mode);
-        if verdict == Verdict::Go {
+        if verdict == RateVerdict::Go {
             return true;
         }
         let user = self.session.user(&self.live.users).map(|u| u.name.clone());
         match verdict {
-            Verdict::Wait(wait) => {
+            RateVerdict::Wait(wait) => {
                 self.shared
                     .reporter
                     .hit(Limit::RateDelay, self.peer, user.as_deref(), "paused");
@@ -842,7 +845,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     async fn stream_request(
         &mut self,
         pos: usize,
-        gate: Option<Arc<Gate>>,
+        gate: Option<Arc<RateBucket>>,
         users: &Users,
         upstream_failed: &mut bool,
     ) -> Option<usize> {

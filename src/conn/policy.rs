@@ -2,8 +2,7 @@
 //! 7.0's `processCommand` order: unknown command, arity, NOAUTH, ACL (and
 //! SORT's BY/GET rule). Pure: the verdict is applied by the session.
 
-use crate::acl::check::{check, noperm_reply, selector_allows, CheckScratch};
-use crate::acl::selector::PERM_READ;
+use crate::acl::check::{check, noperm_reply, unrestricted_key_access, CheckScratch};
 use crate::acl::User;
 use crate::command::{flags, resolve, CommandSpec, Resolved};
 use crate::resp::encode::{c_str, error_byte, is_keyword};
@@ -30,7 +29,7 @@ impl Refusal {
 
 /// The verdict on one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
+pub enum CommandCheck {
     /// Known, well-formed, allowed.
     Pass(&'static CommandSpec),
     /// Not in the proxy's table, and the user may run anything: forward it.
@@ -40,15 +39,19 @@ pub enum Gate {
 }
 
 /// Checks `args` for `user` (`None` = unauthenticated).
-pub fn gate(args: Args<'_>, user: Option<&User>, scratch: &mut CheckScratch) -> Gate {
+pub fn check_command(
+    args: Args<'_>,
+    user: Option<&User>,
+    scratch: &mut CheckScratch,
+) -> CommandCheck {
     let name = args.get(0).unwrap_or_default();
     let cmd = match resolve(name, args.get(1)) {
         Resolved::Found(cmd) => cmd,
         other => {
             if user.is_some_and(User::allows_unknown_commands) {
-                return Gate::ForwardUnknown;
+                return CommandCheck::ForwardUnknown;
             }
-            return Gate::Refuse(Refusal::Error(unknown_reply(&other, args)));
+            return CommandCheck::Refuse(Refusal::Error(unknown_reply(&other, args)));
         }
     };
     if !cmd.arity_ok(args.len()) {
@@ -56,28 +59,28 @@ pub fn gate(args: Args<'_>, user: Option<&User>, scratch: &mut CheckScratch) -> 
             "-ERR wrong number of arguments for '{}' command\r\n",
             cmd.name
         );
-        return Gate::Refuse(Refusal::Error(msg.into_bytes()));
+        return CommandCheck::Refuse(Refusal::Error(msg.into_bytes()));
     }
     let Some(user) = user else {
         if cmd.has_flag(flags::NO_AUTH) {
-            return Gate::Pass(cmd);
+            return CommandCheck::Pass(cmd);
         }
-        return Gate::Refuse(Refusal::Error(super::session::replies::NOAUTH.to_vec()));
+        return CommandCheck::Refuse(Refusal::Error(super::replies::NOAUTH.to_vec()));
     };
     if let Err(denial) = check(user, cmd, &args, scratch) {
-        return Gate::Refuse(Refusal::Denied(noperm_reply(denial, cmd), denial, cmd.name));
+        return CommandCheck::Refuse(Refusal::Denied(noperm_reply(denial, cmd), denial, cmd.name));
     }
     if matches!(cmd.name, "sort" | "sort_ro") {
         if let Some(option) = sort_needs_full_access(cmd, args) {
-            if !has_full_key_access(user, cmd, args, scratch) {
+            if !unrestricted_key_access(user, cmd, &args, scratch) {
                 let msg = format!(
                     "-ERR {option} option of SORT denied due to insufficient ACL permissions.\r\n"
                 );
-                return Gate::Refuse(Refusal::Error(msg.into_bytes()));
+                return CommandCheck::Refuse(Refusal::Error(msg.into_bytes()));
             }
         }
     }
-    Gate::Pass(cmd)
+    CommandCheck::Pass(cmd)
 }
 
 /// Redis's unknown command / unknown subcommand errors.
@@ -148,31 +151,13 @@ fn sort_needs_full_access(cmd: &CommandSpec, args: Args<'_>) -> Option<&'static 
     None
 }
 
-/// Redis's `ACLUserCheckCmdWithUnrestrictedKeyAccess`: some selector allows the
-/// command and has `allkeys` or a `*` pattern with read permission.
-fn has_full_key_access(
-    user: &User,
-    cmd: &CommandSpec,
-    args: Args<'_>,
-    scratch: &mut CheckScratch,
-) -> bool {
-    user.selectors.iter().any(|sel| {
-        let unrestricted = sel.all_keys
-            || sel
-                .keys
-                .iter()
-                .any(|k| k.perms & PERM_READ != 0 && k.pattern == b"*");
-        unrestricted && selector_allows(sel, cmd, &args, scratch)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::acl::rules::apply_rules;
     use crate::resp::request::{RequestScan, RequestScanner, ScanLimits};
 
-    fn gate_for(rules: Option<&str>, line: &str) -> Gate {
+    fn check_for(rules: Option<&str>, line: &str) -> CommandCheck {
         let user = rules.map(|r| {
             let mut u = User::new("u");
             apply_rules(&mut u, r).unwrap();
@@ -184,16 +169,16 @@ mod tests {
             s.scan(buf.as_bytes(), false),
             Ok(RequestScan::Complete(_))
         ));
-        gate(
+        check_command(
             s.args(buf.as_bytes()),
             user.as_ref(),
             &mut CheckScratch::default(),
         )
     }
 
-    fn refused(g: Gate) -> String {
+    fn refused(g: CommandCheck) -> String {
         match g {
-            Gate::Refuse(r) => String::from_utf8_lossy(r.reply()).trim_end().to_string(),
+            CommandCheck::Refuse(r) => String::from_utf8_lossy(r.reply()).trim_end().to_string(),
             other => panic!("not refused: {other:?}"),
         }
     }
@@ -201,82 +186,82 @@ mod tests {
     #[test]
     fn redis_order_and_texts() {
         assert_eq!(
-            refused(gate_for(None, "nosuch a b")),
+            refused(check_for(None, "nosuch a b")),
             "-ERR unknown command 'nosuch', with args beginning with: 'a' 'b'"
         );
         assert_eq!(
-            refused(gate_for(None, "nosuch")),
+            refused(check_for(None, "nosuch")),
             "-ERR unknown command 'nosuch', with args beginning with:"
         );
         assert_eq!(
-            refused(gate_for(None, "config nosuch")),
+            refused(check_for(None, "config nosuch")),
             "-ERR unknown subcommand 'nosuch'. Try CONFIG HELP."
         );
         assert_eq!(
-            refused(gate_for(None, "get")),
+            refused(check_for(None, "get")),
             "-ERR wrong number of arguments for 'get' command"
         );
         assert_eq!(
-            refused(gate_for(None, "config get")),
+            refused(check_for(None, "config get")),
             "-ERR wrong number of arguments for 'config|get' command"
         );
         assert_eq!(
-            refused(gate_for(None, "get k")),
+            refused(check_for(None, "get k")),
             "-NOAUTH Authentication required."
         );
-        assert!(matches!(gate_for(None, "auth a b"), Gate::Pass(_)));
+        assert!(matches!(check_for(None, "auth a b"), CommandCheck::Pass(_)));
         assert_eq!(
-            refused(gate_for(Some("+get ~a*"), "set a 1")),
+            refused(check_for(Some("+get ~a*"), "set a 1")),
             "-NOPERM this user has no permissions to run the 'set' command"
         );
         assert_eq!(
-            refused(gate_for(Some("+get ~a*"), "get b")),
+            refused(check_for(Some("+get ~a*"), "get b")),
             "-NOPERM this user has no permissions to access one of the keys used as arguments"
         );
         assert_eq!(
-            refused(gate_for(Some("+@all ~*"), "publish ch m")),
+            refused(check_for(Some("+@all ~*"), "publish ch m")),
             "-NOPERM this user has no permissions to access one of the channels used as arguments"
         );
         assert!(matches!(
-            gate_for(Some("+@all ~* &*"), "module.cmd x"),
-            Gate::ForwardUnknown
+            check_for(Some("+@all ~* &*"), "module.cmd x"),
+            CommandCheck::ForwardUnknown
         ));
         assert!(matches!(
-            gate_for(Some("+@all ~a &*"), "module.cmd x"),
-            Gate::Refuse(_)
+            check_for(Some("+@all ~a &*"), "module.cmd x"),
+            CommandCheck::Refuse(_)
         ));
     }
 
     #[test]
     fn sort_by_and_get_need_full_key_access() {
         let denied = "-ERR BY option of SORT denied due to insufficient ACL permissions.";
-        assert_eq!(refused(gate_for(Some("+@all ~l"), "sort l BY w*")), denied);
+        assert_eq!(refused(check_for(Some("+@all ~l"), "sort l BY w*")), denied);
         assert_eq!(
-            refused(gate_for(Some("+@all %W~* ~l"), "sort l GET x")),
+            refused(check_for(Some("+@all %W~* ~l"), "sort l GET x")),
             "-ERR GET option of SORT denied due to insufficient ACL permissions."
         );
         assert!(matches!(
-            gate_for(Some("+@all %R~*"), "sort l BY w* GET x"),
-            Gate::Pass(_)
+            check_for(Some("+@all %R~*"), "sort l BY w* GET x"),
+            CommandCheck::Pass(_)
         ));
         assert!(matches!(
-            gate_for(Some("+@all ~l"), "sort l BY nostar"),
-            Gate::Pass(_)
+            check_for(Some("+@all ~l"), "sort l BY nostar"),
+            CommandCheck::Pass(_)
         ));
         assert!(matches!(
-            gate_for(Some("+@all ~l"), "sort l LIMIT x 1 BY w*"),
-            Gate::Pass(_)
+            check_for(Some("+@all ~l"), "sort l LIMIT x 1 BY w*"),
+            CommandCheck::Pass(_)
         ));
         assert!(matches!(
-            gate_for(Some("+@all ~l"), "sort l foo BY w*"),
-            Gate::Pass(_)
+            check_for(Some("+@all ~l"), "sort l foo BY w*"),
+            CommandCheck::Pass(_)
         ));
         assert!(matches!(
-            gate_for(Some("+@all ~l (%R~* +sort)"), "sort l BY w*"),
-            Gate::Pass(_)
+            check_for(Some("+@all ~l (%R~* +sort)"), "sort l BY w*"),
+            CommandCheck::Pass(_)
         ));
         assert_eq!(
-            refused(gate_for(Some("+@all ~l (%R~* -sort)"), "sort l BY w*")),
+            refused(check_for(Some("+@all ~l (%R~* -sort)"), "sort l BY w*")),
             denied
         );
     }

@@ -20,7 +20,7 @@ use crate::config::{RateMode, RateSettings};
 
 /// What to do with one command under a user's rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum RateVerdict {
     /// Within the rate: go on.
     Go,
     /// Over the rate, `rate_mode = "reject"`: answer `-ERR rate limit exceeded`.
@@ -37,23 +37,23 @@ fn quota(s: RateSettings) -> Quota {
 
 /// One shared GCRA bucket (a user's `rate`).
 #[derive(Debug)]
-pub struct Gate<C: Clock = DefaultClock> {
+pub struct RateBucket<C: Clock = DefaultClock> {
     limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
     clock: C,
     settings: RateSettings,
 }
 
-impl Gate {
+impl RateBucket {
     /// A gate on the real clock.
     pub fn new(settings: RateSettings) -> Self {
-        Gate::with_clock(settings, DefaultClock::default())
+        RateBucket::with_clock(settings, DefaultClock::default())
     }
 }
 
-impl<C: Clock + Clone> Gate<C> {
+impl<C: Clock + Clone> RateBucket<C> {
     /// A gate on `clock`.
     pub fn with_clock(settings: RateSettings, clock: C) -> Self {
-        Gate {
+        RateBucket {
             limiter: RateLimiter::direct_with_clock(quota(settings), clock.clone()),
             clock,
             settings,
@@ -72,20 +72,20 @@ impl<C: Clock + Clone> Gate<C> {
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
-    /// [`Gate::check`] turned into what a command gets under `mode`.
-    pub fn verdict(&self, mode: RateMode) -> Verdict {
+    /// [`RateBucket::check`] turned into what a command gets under `mode`.
+    pub fn verdict(&self, mode: RateMode) -> RateVerdict {
         match (self.check(), mode) {
-            (Ok(()), _) => Verdict::Go,
-            (Err(_), RateMode::Reject) => Verdict::Reject,
+            (Ok(()), _) => RateVerdict::Go,
+            (Err(_), RateMode::Reject) => RateVerdict::Reject,
             // A zero wait would spin: always wait at least a millisecond.
-            (Err(wait), RateMode::Delay) => Verdict::Wait(wait.max(Duration::from_millis(1))),
+            (Err(wait), RateMode::Delay) => RateVerdict::Wait(wait.max(Duration::from_millis(1))),
         }
     }
 }
 
 /// One GCRA bucket per key (per client IP address).
 #[derive(Debug)]
-pub struct KeyedGate<K: Hash + Eq + Clone = IpAddr, C: Clock = DefaultClock> {
+pub struct KeyedRateBucket<K: Hash + Eq + Clone = IpAddr, C: Clock = DefaultClock> {
     limiter: RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<C::Instant>>,
     clock: C,
     checks: AtomicU32,
@@ -95,17 +95,17 @@ pub struct KeyedGate<K: Hash + Eq + Clone = IpAddr, C: Clock = DefaultClock> {
 /// Keys are forgotten once their bucket is full again; looked at every this many checks.
 const HOUSEKEEPING_EVERY: u32 = 4096;
 
-impl KeyedGate {
+impl KeyedRateBucket {
     /// A per-IP gate on the real clock.
     pub fn new(settings: RateSettings) -> Self {
-        KeyedGate::with_clock(settings, DefaultClock::default())
+        KeyedRateBucket::with_clock(settings, DefaultClock::default())
     }
 }
 
-impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedGate<K, C> {
+impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedRateBucket<K, C> {
     /// A keyed gate on `clock`.
     pub fn with_clock(settings: RateSettings, clock: C) -> Self {
-        KeyedGate {
+        KeyedRateBucket {
             limiter: RateLimiter::dashmap_with_clock(quota(settings), clock.clone()),
             clock,
             checks: AtomicU32::new(0),
@@ -146,9 +146,9 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedGate<K, C> {
 /// Every rate gate of one configuration.
 #[derive(Debug, Default)]
 pub struct Rates {
-    users: std::collections::HashMap<String, Arc<Gate>>,
-    conn_rate_per_ip: Option<Arc<KeyedGate>>,
-    auth_failures_per_ip: Option<Arc<KeyedGate>>,
+    users: std::collections::HashMap<String, Arc<RateBucket>>,
+    conn_rate_per_ip: Option<Arc<KeyedRateBucket>>,
+    auth_failures_per_ip: Option<Arc<KeyedRateBucket>>,
 }
 
 /// `previous` when it was made with `settings`, else a new gate from `make`.
@@ -184,8 +184,8 @@ impl Rates {
                     let gate = keep_or_make(
                         u.rate,
                         previous.users.get(&u.name),
-                        Gate::settings,
-                        Gate::new,
+                        RateBucket::settings,
+                        RateBucket::new,
                     )?;
                     Some((u.name.clone(), gate))
                 })
@@ -193,20 +193,20 @@ impl Rates {
             conn_rate_per_ip: keep_or_make(
                 config.limits.conn_rate_per_ip,
                 previous.conn_rate_per_ip.as_ref(),
-                KeyedGate::settings,
-                KeyedGate::new,
+                KeyedRateBucket::settings,
+                KeyedRateBucket::new,
             ),
             auth_failures_per_ip: keep_or_make(
                 config.limits.auth_failures_per_ip,
                 previous.auth_failures_per_ip.as_ref(),
-                KeyedGate::settings,
-                KeyedGate::new,
+                KeyedRateBucket::settings,
+                KeyedRateBucket::new,
             ),
         }
     }
 
     /// The gate shared by `user`'s connections, if it has a `rate`.
-    pub fn user(&self, user: &str) -> Option<&Arc<Gate>> {
+    pub fn user(&self, user: &str) -> Option<&Arc<RateBucket>> {
         self.users.get(user)
     }
 
@@ -280,15 +280,15 @@ mod tests {
     fn reject_mode_passes_rate_times_time_plus_burst() {
         for (rate, burst, secs) in [(100, 10, 5), (1000, 500, 3), (7, 1, 20), (50, 50, 10)] {
             let clock = FakeRelativeClock::default();
-            let gate = Gate::with_clock(settings(rate, burst), clock.clone());
+            let gate = RateBucket::with_clock(settings(rate, burst), clock.clone());
             let step = Duration::from_micros(250);
             let steps = secs * 4000;
             let mut passed = 0u64;
             for _ in 0..steps {
                 match gate.verdict(RateMode::Reject) {
-                    Verdict::Go => passed += 1,
-                    Verdict::Reject => {}
-                    Verdict::Wait(_) => unreachable!(),
+                    RateVerdict::Go => passed += 1,
+                    RateVerdict::Reject => {}
+                    RateVerdict::Wait(_) => unreachable!(),
                 }
                 clock.advance(step);
             }
@@ -306,18 +306,18 @@ mod tests {
     fn delay_mode_lets_everything_through_at_the_rate() {
         for (rate, burst, n) in [(100u32, 10u32, 1000u32), (3, 5, 50), (1000, 1, 5000)] {
             let clock = FakeRelativeClock::default();
-            let gate = Gate::with_clock(settings(rate, burst), clock.clone());
+            let gate = RateBucket::with_clock(settings(rate, burst), clock.clone());
             let start = clock.now();
             let mut waits = 0;
             let mut done = 0;
             while done < n {
                 match gate.verdict(RateMode::Delay) {
-                    Verdict::Go => done += 1,
-                    Verdict::Wait(d) => {
+                    RateVerdict::Go => done += 1,
+                    RateVerdict::Wait(d) => {
                         waits += 1;
                         clock.advance(d);
                     }
-                    Verdict::Reject => unreachable!(),
+                    RateVerdict::Reject => unreachable!(),
                 }
             }
             let took: Duration = clock.now().duration_since(start).into();
@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn a_wait_is_never_zero_and_a_refused_check_takes_nothing() {
         let clock = FakeRelativeClock::default();
-        let gate = Gate::with_clock(settings(10, 2), clock.clone());
+        let gate = RateBucket::with_clock(settings(10, 2), clock.clone());
         assert!(gate.check().is_ok());
         assert!(gate.check().is_ok());
         let wait = gate.check().unwrap_err();
@@ -343,13 +343,16 @@ mod tests {
         assert_eq!(gate.check().unwrap_err(), wait);
         clock.advance(wait);
         assert!(gate.check().is_ok());
-        assert!(matches!(gate.verdict(RateMode::Delay), Verdict::Wait(d) if d > Duration::ZERO));
+        assert!(
+            matches!(gate.verdict(RateMode::Delay), RateVerdict::Wait(d) if d > Duration::ZERO)
+        );
     }
 
     #[test]
     fn keyed_gates_keep_addresses_apart_and_forget_idle_ones() {
         let clock = FakeRelativeClock::default();
-        let gate: KeyedGate<IpAddr, _> = KeyedGate::with_clock(settings(1, 3), clock.clone());
+        let gate: KeyedRateBucket<IpAddr, _> =
+            KeyedRateBucket::with_clock(settings(1, 3), clock.clone());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
