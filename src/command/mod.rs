@@ -9,8 +9,10 @@ pub use types::*;
 
 pub mod gen;
 pub mod lookup;
+pub mod role;
 mod table;
 pub use lookup::{by_id, by_name, is_container, resolve, Resolved};
+pub use role::Role;
 pub use table::{COMMANDS, REDIS_VERSION};
 pub mod keys;
 pub use keys::{

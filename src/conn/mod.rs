@@ -247,17 +247,6 @@ pub async fn serve<S>(
     conn.close().await;
 }
 
-/// Commands a user's rate never refuses or holds: they end a transaction or
-/// the connection, and refusing them would leave the client in a state it
-/// did not ask for (a MULTI still open after a rejected EXEC).
-fn rate_exempt(name: Option<&[u8]>) -> bool {
-    name.is_some_and(|n| {
-        [&b"exec"[..], b"discard", b"quit", b"reset"]
-            .iter()
-            .any(|e| n.eq_ignore_ascii_case(e))
-    })
-}
-
 /// Answers `reply` to a client refused at connect, then closes.
 pub async fn refuse<W: AsyncWrite + Unpin>(mut w: W, reply: &[u8]) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -635,7 +624,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 break;
             }
             self.session.set_pubsub_context(self.slots.pubsub_context());
-            let gate = gate.filter(|_| !rate_exempt(self.scanner.args(rest).get(0)));
+            let gate = gate.filter(|_| !session::rate_exempt(self.scanner.args(rest)));
             if !self
                 .rate_allows(gate.as_deref(), pos..pos + len, &mut upstream_failed)
                 .await

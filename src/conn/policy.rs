@@ -4,7 +4,7 @@
 
 use crate::acl::check::{check, noperm_reply, unrestricted_key_access, CheckScratch};
 use crate::acl::User;
-use crate::command::{flags, resolve, CommandSpec, Resolved};
+use crate::command::{flags, resolve, CommandSpec, Resolved, Role};
 use crate::resp::encode::{c_str, error_byte, is_keyword};
 use crate::resp::num::string2ll;
 use crate::resp::request::Args;
@@ -34,8 +34,9 @@ pub enum CommandCheck {
     Pass(&'static CommandSpec),
     /// Not in the proxy's table, and the user may run anything: forward it.
     ForwardUnknown,
-    /// Answer with an error (Redis flags an open transaction as failed).
-    Refuse(Refusal),
+    /// Answer with an error (Redis flags an open transaction as failed); the
+    /// command when it was resolved.
+    Refuse(Refusal, Option<&'static CommandSpec>),
 }
 
 /// Checks `args` for `user` (`None` = unauthenticated).
@@ -51,7 +52,7 @@ pub fn check_command(
             if user.is_some_and(User::allows_unknown_commands) {
                 return CommandCheck::ForwardUnknown;
             }
-            return CommandCheck::Refuse(Refusal::Error(unknown_reply(&other, args)));
+            return CommandCheck::Refuse(Refusal::Error(unknown_reply(&other, args)), None);
         }
     };
     if !cmd.arity_ok(args.len()) {
@@ -59,24 +60,27 @@ pub fn check_command(
             "-ERR wrong number of arguments for '{}' command\r\n",
             cmd.name
         );
-        return CommandCheck::Refuse(Refusal::Error(msg.into_bytes()));
+        return CommandCheck::Refuse(Refusal::Error(msg.into_bytes()), Some(cmd));
     }
     let Some(user) = user else {
         if cmd.has_flag(flags::NO_AUTH) {
             return CommandCheck::Pass(cmd);
         }
-        return CommandCheck::Refuse(Refusal::Error(super::replies::NOAUTH.to_vec()));
+        return CommandCheck::Refuse(Refusal::Error(super::replies::NOAUTH.to_vec()), Some(cmd));
     };
     if let Err(denial) = check(user, cmd, &args, scratch) {
-        return CommandCheck::Refuse(Refusal::Denied(noperm_reply(denial, cmd), denial, cmd.name));
+        return CommandCheck::Refuse(
+            Refusal::Denied(noperm_reply(denial, cmd), denial, cmd.name),
+            Some(cmd),
+        );
     }
-    if matches!(cmd.name, "sort" | "sort_ro") {
+    if Role::of(cmd) == Role::Sort {
         if let Some(option) = sort_needs_full_access(cmd, args) {
             if !unrestricted_key_access(user, cmd, &args, scratch) {
                 let msg = format!(
                     "-ERR {option} option of SORT denied due to insufficient ACL permissions.\r\n"
                 );
-                return CommandCheck::Refuse(Refusal::Error(msg.into_bytes()));
+                return CommandCheck::Refuse(Refusal::Error(msg.into_bytes()), Some(cmd));
             }
         }
     }
@@ -178,7 +182,7 @@ mod tests {
 
     fn refused(g: CommandCheck) -> String {
         match g {
-            CommandCheck::Refuse(r) => String::from_utf8_lossy(r.reply()).trim_end().to_string(),
+            CommandCheck::Refuse(r, _) => String::from_utf8_lossy(r.reply()).trim_end().to_string(),
             other => panic!("not refused: {other:?}"),
         }
     }
@@ -228,7 +232,7 @@ mod tests {
         ));
         assert!(matches!(
             check_for(Some("+@all ~a &*"), "module.cmd x"),
-            CommandCheck::Refuse(_)
+            CommandCheck::Refuse(..)
         ));
     }
 

@@ -18,10 +18,9 @@ use crate::acl::check::CheckScratch;
 use crate::acl::check::Denial;
 use crate::acl::log::Reason;
 use crate::acl::{User, Users};
+use crate::command::{CommandSpec, Role};
 use crate::limits::{Admission, UserSlot};
 use crate::resp::encode::is_keyword;
-use crate::resp::num::string2ll;
-use crate::resp::reply::PubSubKind;
 use crate::resp::request::Args;
 
 /// `DISCARD`, sent instead of a dirty `EXEC`.
@@ -147,30 +146,6 @@ impl Session {
         }
     }
 
-    /// Switches to `user` if one of its places is free; else records the refusal.
-    fn become_user(&mut self, user: &Arc<User>, users: &Users) -> bool {
-        if self
-            .user_slot
-            .as_ref()
-            .is_some_and(|s| s.user() == user.name)
-        {
-            self.user = Some(Arc::clone(user));
-            return true;
-        }
-        let max = users.limits(&user.name).max_clients;
-        match self.admission.admit_user(&user.name, max) {
-            Some(slot) => {
-                self.user_slot = Some(slot);
-                self.user = Some(Arc::clone(user));
-                true
-            }
-            None => {
-                self.events.user_cap = Some(user.name.clone());
-                false
-            }
-        }
-    }
-
     /// After `RESET`: hold a place for the user the connection is back to
     /// (it started as that user, so the place is not refused).
     fn reslot(&mut self, users: &Users) {
@@ -241,16 +216,16 @@ impl Session {
     }
 
     fn decide_inner(&mut self, args: Args<'_>, users: &Users, suppress: &mut bool) -> Decision {
-        let Some(name) = args.get(0) else {
+        if args.is_empty() {
             return Decision::Nothing;
-        };
+        }
         let user = self.user.as_ref().or_else(|| users.implicit_default());
+        let authed = user.is_some();
         let cmd = match policy::check_command(args, user.map(|u| &**u), &mut self.scratch) {
             CommandCheck::Pass(cmd) => cmd,
             CommandCheck::ForwardUnknown => return Decision::Forward(SlotKind::Plain),
-            CommandCheck::Refuse(refusal) => {
-                if name.eq_ignore_ascii_case(b"exec") {
-                    let authed = user.is_some();
+            CommandCheck::Refuse(refusal, cmd) => {
+                if cmd.is_some_and(|c| Role::of(c) == Role::Exec) {
                     return self.exec_refused(refusal.reply(), authed);
                 }
                 if let (Refusal::Denied(_, denial, full_name), Some(u)) = (&refusal, user) {
@@ -269,13 +244,13 @@ impl Session {
                 return Decision::Local(LocalReply::Owned(Bytes::from(refusal.reply().to_vec())));
             }
         };
-        let authed = user.is_some();
-        if self.pubsub_context && !allowed_in_pubsub_context(cmd.name) {
+        let role = Role::of(cmd);
+        if self.pubsub_context && !role.allowed_in_pubsub_context() {
             let reply = format!(
                 "-ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
                 cmd.name
             );
-            if cmd.name == "exec" {
+            if role == Role::Exec {
                 return self.exec_refused(reply.as_bytes(), authed);
             }
             if self.in_multi {
@@ -283,58 +258,92 @@ impl Session {
             }
             return Decision::Local(LocalReply::Owned(Bytes::from(reply)));
         }
-        let name_is = |n: &str| cmd.name == n;
-        if name_is("quit") {
-            return Decision::Quit;
-        }
-        if name_is("auth") || name_is("hello") {
-            if self.in_multi {
+        match role {
+            Role::Quit => Decision::Quit,
+            Role::Auth | Role::Hello | Role::Subscription(_) | Role::Monitor if self.in_multi => {
+                // Answered (or tracked) by the proxy, so never queued upstream.
                 self.multi_dirty = true;
-                return local(replies::NOT_IN_MULTI);
+                local(replies::NOT_IN_MULTI)
             }
-            return if name_is("auth") {
-                self.auth(args, users)
-            } else {
-                self.hello(args, users)
-            };
-        }
-        if name_is("reset") {
-            self.events.reset_from = user.cloned();
-            self.pending_name = None;
-            self.user = self.cert_user.clone();
-            self.in_multi = false;
-            self.multi_dirty = false;
-            self.reply_off = false;
-            self.resp3 = false;
-            *suppress = false;
-            self.reslot(users);
-            return if authed {
-                Decision::Forward(SlotKind::Reset)
-            } else {
-                local(replies::RESET)
-            };
-        }
-        if let Some(user) = user.filter(|_| cmd.name.starts_with("acl|")) {
-            let user = Arc::clone(user);
-            let ctx = acl_cmds::Ctx {
-                users,
-                log: &self.audit.log,
-                resp3: self.resp3,
-            };
-            if let Some(d) = acl_cmds::run(cmd, args, &user, &ctx, &mut self.scratch) {
-                if self.in_multi {
-                    self.multi_dirty = true;
-                    return local(replies::NOT_IN_MULTI);
+            Role::Auth => self.auth(args, users),
+            Role::Hello => self.hello(args, users),
+            Role::Reset => self.reset(user.cloned(), users, suppress),
+            Role::Acl => self.acl(cmd, args, users),
+            Role::ClientReply => self
+                .client_reply(args, suppress)
+                .unwrap_or(Decision::Forward(SlotKind::Plain)),
+            Role::ClientLines { own_line } => Decision::Forward(SlotKind::ClientLines { own_line }),
+            Role::Multi => {
+                self.in_multi = true;
+                Decision::Forward(SlotKind::Plain)
+            }
+            Role::Exec | Role::Discard => {
+                let dirty = self.in_multi && self.multi_dirty && role == Role::Exec;
+                self.in_multi = false;
+                self.multi_dirty = false;
+                if dirty {
+                    return Decision::ForwardInstead(
+                        Bytes::from_static(DISCARD),
+                        SlotKind::Plain,
+                        Emit::Replace(Bytes::from_static(replies::EXECABORT)),
+                    );
                 }
-                return d;
+                Decision::Forward(SlotKind::Plain)
+            }
+            Role::Monitor => Decision::Forward(SlotKind::Monitor),
+            // Arity is already checked: only the UNSUBSCRIBE family can come bare.
+            Role::Subscription(kind) => Decision::Forward(match u32::try_from(args.len() - 1) {
+                Ok(0) => SlotKind::UnsubscribeAll(kind),
+                frames => SlotKind::Subscription {
+                    kind,
+                    frames: frames.unwrap_or(u32::MAX),
+                },
+            }),
+            Role::Plain | Role::Ping | Role::Client | Role::Sort => {
+                Decision::Forward(SlotKind::Plain)
             }
         }
-        if cmd.name == "client|reply" {
-            if let Some(d) = self.client_reply(args, suppress) {
-                return d;
-            }
+    }
+
+    /// `RESET`: back to the connection's own identity and defaults, then
+    /// forwarded (the upstream connection resets too) when authenticated.
+    fn reset(&mut self, user: Option<Arc<User>>, users: &Users, suppress: &mut bool) -> Decision {
+        let authed = user.is_some();
+        self.events.reset_from = user;
+        self.pending_name = None;
+        self.user = self.cert_user.clone();
+        self.in_multi = false;
+        self.multi_dirty = false;
+        self.reply_off = false;
+        self.resp3 = false;
+        *suppress = false;
+        self.reslot(users);
+        if authed {
+            Decision::Forward(SlotKind::Reset)
+        } else {
+            local(replies::RESET)
         }
-        self.transaction_and_pubsub(cmd.name, args.len())
+    }
+
+    /// An `ACL` subcommand that passed the check: answered from the proxy's own
+    /// users, except the forwarded ones (`ACL GENPASS`, `ACL HELP`).
+    fn acl(&mut self, cmd: &CommandSpec, args: Args<'_>, users: &Users) -> Decision {
+        let Some(user) = self.user(users).cloned() else {
+            return Decision::Forward(SlotKind::Plain);
+        };
+        let ctx = acl_cmds::Ctx {
+            users,
+            log: &self.audit.log,
+            resp3: self.resp3,
+        };
+        match acl_cmds::run(cmd, args, &user, &ctx, &mut self.scratch) {
+            Some(_) if self.in_multi => {
+                self.multi_dirty = true;
+                local(replies::NOT_IN_MULTI)
+            }
+            Some(d) => d,
+            None => Decision::Forward(SlotKind::Plain),
+        }
     }
 
     /// A refused `EXEC` (Redis's `execCommandAbort`): `-EXECABORT Transaction
@@ -389,193 +398,28 @@ impl Session {
             }
         })
     }
-
-    /// MULTI/EXEC/DISCARD bookkeeping and the reply-slot kind of pub/sub and
-    /// MONITOR commands; `name` is the resolved full name, `argc` counts it.
-    fn transaction_and_pubsub(&mut self, name: &str, argc: usize) -> Decision {
-        let name_is = |n: &str| name == n;
-        if name_is("multi") {
-            self.in_multi = true;
-            return Decision::Forward(SlotKind::Plain);
-        }
-        if name_is("exec") || name_is("discard") {
-            let dirty = self.in_multi && self.multi_dirty && name_is("exec");
-            self.in_multi = false;
-            self.multi_dirty = false;
-            if dirty {
-                return Decision::ForwardInstead(
-                    Bytes::from_static(DISCARD),
-                    SlotKind::Plain,
-                    Emit::Replace(Bytes::from_static(replies::EXECABORT)),
-                );
-            }
-            return Decision::Forward(SlotKind::Plain);
-        }
-        let sub = [
-            ("subscribe", PubSubKind::Subscribe),
-            ("psubscribe", PubSubKind::PSubscribe),
-            ("ssubscribe", PubSubKind::SSubscribe),
-            ("unsubscribe", PubSubKind::Unsubscribe),
-            ("punsubscribe", PubSubKind::PUnsubscribe),
-            ("sunsubscribe", PubSubKind::SUnsubscribe),
-        ]
-        .into_iter()
-        .find(|(n, _)| name_is(n));
-        let monitor = name_is("monitor");
-        if (sub.is_some() || monitor) && self.in_multi {
-            self.multi_dirty = true;
-            return local(replies::NOT_IN_MULTI);
-        }
-        if monitor {
-            return Decision::Forward(SlotKind::Monitor);
-        }
-        let Some((_, kind)) = sub else {
-            return Decision::Forward(match name {
-                "client|info" => SlotKind::ClientLines { own_line: true },
-                "client|list" => SlotKind::ClientLines { own_line: false },
-                _ => SlotKind::Plain,
-            });
-        };
-        // Arity is already checked: only the UNSUBSCRIBE family can come bare.
-        Decision::Forward(match u32::try_from(argc - 1).unwrap_or(u32::MAX) {
-            0 => SlotKind::UnsubscribeAll(kind),
-            frames => SlotKind::Subscription { kind, frames },
-        })
-    }
-
-    /// `AUTH [user] password`, answered from the proxy's users.
-    fn auth(&mut self, args: Args<'_>, users: &Users) -> Decision {
-        let (user, password) = match (args.len(), args.get(1), args.get(2)) {
-            (2, Some(pw), _) => {
-                if users.default_has_nopass() {
-                    return local(replies::AUTH_NO_DEFAULT_PASSWORD);
-                }
-                (&b"default"[..], pw)
-            }
-            (3, Some(u), Some(pw)) => (u, pw),
-            // One argument or none never gets here: the arity check answers it.
-            _ => return local(replies::SYNTAX),
-        };
-        self.authenticate(args, users, user, password)
-            .unwrap_or(local(replies::OK))
-    }
-
-    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`, like Redis 7.0: the
-    /// options apply left to right and the first error stops the rest (an
-    /// `AUTH` before it stays done); `HELLO [protover] [SETNAME name]` then
-    /// goes upstream, with the last name given.
-    fn hello(&mut self, args: Args<'_>, users: &Users) -> Decision {
-        let mut version = None;
-        if let Some(v) = args.get(1) {
-            match string2ll(v) {
-                None => return local(replies::HELLO_BAD_VERSION),
-                Some(v @ 2..=3) => version = Some(v as u8),
-                Some(_) => return local(replies::NOPROTO),
-            }
-        }
-        let mut setname = None;
-        let mut j = 2;
-        while let Some(opt) = args.get(j) {
-            let more = args.len() - 1 - j;
-            if is_keyword(opt, "auth") && more >= 2 {
-                let (user, password) = (
-                    args.get(j + 1).unwrap_or_default(),
-                    args.get(j + 2).unwrap_or_default(),
-                );
-                if let Some(refused) = self.authenticate(args, users, user, password) {
-                    return refused;
-                }
-                j += 3;
-            } else if is_keyword(opt, "setname") && more >= 1 {
-                let name = args.get(j + 1).unwrap_or_default();
-                if !valid_client_name(name) {
-                    return local(replies::BAD_CLIENT_NAME);
-                }
-                // Set at once, like Redis: it stays set if a later option fails.
-                self.pending_name = Some(Bytes::copy_from_slice(name));
-                setname = Some(name);
-                j += 2;
-            } else {
-                let mut msg = b"-ERR Syntax error in HELLO option '".to_vec();
-                crate::resp::encode::error_text(&mut msg, crate::resp::encode::c_str(opt));
-                msg.extend_from_slice(b"'\r\n");
-                return Decision::Local(LocalReply::Owned(Bytes::from(msg)));
-            }
-        }
-        if !self.authenticated(users) {
-            return local(replies::HELLO_NOAUTH);
-        }
-        if let Some(v) = version {
-            self.resp3 = v == 3;
-        }
-        let v = version.map(|v| [b'0' + v]);
-        let mut fwd: Vec<&[u8]> = vec![b"HELLO"];
-        if let Some(v) = &v {
-            fwd.push(v);
-        }
-        if let Some(name) = setname {
-            // The forwarded HELLO sets it.
-            self.pending_name = None;
-            fwd.extend([&b"SETNAME"[..], name]);
-        }
-        Decision::ForwardInstead(
-            Bytes::from(crate::resp::encode::command(&fwd)),
-            SlotKind::Hello(version),
-            Emit::Pass,
-        )
-    }
-
-    /// One `AUTH`/`HELLO AUTH` attempt: `None` when the connection is now
-    /// `user`, else the reply (`WRONGPASS`, or the user's connection cap).
-    fn authenticate(
-        &mut self,
-        args: Args<'_>,
-        users: &Users,
-        user: &[u8],
-        password: &[u8],
-    ) -> Option<Decision> {
-        match users.authenticate(user, password) {
-            Some(u) if self.become_user(&u, users) => None,
-            Some(_) => Some(Decision::Refuse(replies::MAX_CLIENTS)),
-            None => {
-                let typed = args.get(0).unwrap_or_default();
-                self.audit.auth_failed(self.in_multi, typed, user);
-                self.events.auth_failed = true;
-                Some(local(replies::WRONGPASS))
-            }
-        }
-    }
-}
-
-/// The commands Redis runs in RESP2's pub/sub context.
-fn allowed_in_pubsub_context(name: &str) -> bool {
-    matches!(
-        name,
-        "ping"
-            | "subscribe"
-            | "ssubscribe"
-            | "psubscribe"
-            | "unsubscribe"
-            | "sunsubscribe"
-            | "punsubscribe"
-            | "quit"
-            | "reset"
-    )
 }
 
 /// True when deciding `args` depends on whether RESP2's pub/sub context holds
 /// (any command but the ones always allowed there, including unknown ones).
 pub fn depends_on_pubsub_context(args: Args<'_>) -> bool {
+    !role_of(args).is_some_and(Role::allowed_in_pubsub_context)
+}
+
+/// True for a command its user's rate never refuses or holds ([`Role::rate_exempt`]).
+pub fn rate_exempt(args: Args<'_>) -> bool {
+    role_of(args).is_some_and(Role::rate_exempt)
+}
+
+/// The role of the command in `args`, when it is a known command.
+fn role_of(args: Args<'_>) -> Option<Role> {
     match crate::command::resolve(args.get(0).unwrap_or_default(), args.get(1)) {
-        crate::command::Resolved::Found(cmd) => !allowed_in_pubsub_context(cmd.name),
-        _ => true,
+        crate::command::Resolved::Found(cmd) => Some(Role::of(cmd)),
+        _ => None,
     }
 }
 
-/// Redis's `validateClientName`: empty, or only the characters `!` to `~`.
-fn valid_client_name(name: &[u8]) -> bool {
-    name.iter().all(|b| (b'!'..=b'~').contains(b))
-}
+mod auth;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

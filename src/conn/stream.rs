@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use crate::command::{acl_keys, command_channels, resolve, ChannelRef, KeyRef, Resolved};
+use crate::command::{acl_keys, command_channels, resolve, ChannelRef, KeyRef, Resolved, Role};
 use crate::resp::request::{Args, RequestScanner};
 
 /// Bytes of one incomplete command held before it is decided early. The
@@ -47,15 +47,6 @@ pub struct Passthrough {
     pub forward: bool,
 }
 
-/// Commands the session answers or rewrites itself, never decided early.
-fn answered_by_proxy(name: &str) -> bool {
-    matches!(
-        name,
-        "auth" | "hello" | "sort" | "sort_ro" | "exec" | "quit" | "reset"
-    ) || name.starts_with("acl|")
-        || name.starts_with("client|")
-}
-
 /// After the scanner returned `Incomplete` on `buf` (the command's bytes so
 /// far): the command with a placeholder for its last argument, when that
 /// argument is a large bulk still arriving and nothing about the decision
@@ -76,7 +67,7 @@ pub fn early(
     let Resolved::Found(cmd) = resolve(before.get(0)?, before.get(1)) else {
         return None;
     };
-    if answered_by_proxy(cmd.name) {
+    if Role::of(cmd).needs_whole_command() {
         return None;
     }
     let mut src = Vec::with_capacity(before.iter().map(<[u8]>::len).sum::<usize>() + 64);
