@@ -1,46 +1,117 @@
-//! Socket helpers of the connection loop: partial writes, reads into a
-//! growing buffer, and giving back buffers that grew large.
+//! Socket plumbing of the connection task: the client's two halves with its
+//! input and output buffers, partial writes, reads into a growing buffer, and
+//! giving back buffers that grew large.
 
 use std::io;
+use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::time::Sleep;
 
 /// Bytes asked of each client or upstream read.
 pub(super) const READ_CHUNK: usize = 16 * 1024;
 /// Buffers grown past this are given back when they empty.
 const SHRINK_ABOVE: usize = 256 * 1024;
 
-/// Writes some of `buf`, or flushes once it is empty.
-pub(super) async fn pump<W: AsyncWrite + Unpin>(
+/// The client's side of the connection, in two halves the connection task
+/// can wait on at once.
+pub(super) struct ClientIo<S> {
+    /// Reading: commands come in.
+    pub rx: ClientRx<S>,
+    /// Writing: replies go out.
+    pub tx: ClientTx<S>,
+}
+
+/// The client's reading half.
+pub(super) struct ClientRx<S> {
+    r: ReadHalf<S>,
+    /// Bytes read and not yet scanned into whole commands.
+    pub inbuf: BytesMut,
+}
+
+/// The client's writing half.
+pub(super) struct ClientTx<S> {
+    w: WriteHalf<S>,
+    /// Replies waiting to be written.
+    pub out: BytesMut,
+    /// Written since the last flush.
+    unflushed: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite> ClientIo<S> {
+    pub(super) fn new(stream: S) -> Self {
+        let (r, w) = tokio::io::split(stream);
+        ClientIo {
+            rx: ClientRx {
+                r,
+                inbuf: BytesMut::with_capacity(READ_CHUNK),
+            },
+            tx: ClientTx {
+                w,
+                out: BytesMut::new(),
+                unflushed: false,
+            },
+        }
+    }
+}
+
+impl<S: AsyncRead> ClientRx<S> {
+    /// Reads more client bytes; 0 at end of stream.
+    pub(super) async fn read(&mut self) -> io::Result<usize> {
+        read_into(&mut self.r, &mut self.inbuf).await
+    }
+}
+
+impl<S: AsyncWrite> ClientTx<S> {
+    /// True while replies wait to be written or flushed.
+    pub(super) fn wants_write(&self) -> bool {
+        !self.out.is_empty() || self.unflushed
+    }
+
+    /// Writes some of the output, or flushes once it is all written.
+    pub(super) async fn write(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            self.w.flush().await?;
+            self.unflushed = false;
+            return Ok(());
+        }
+        write_some(&mut self.w, &mut self.out).await?;
+        self.unflushed = true;
+        shrink(&mut self.out);
+        Ok(())
+    }
+
+    /// Writes and flushes everything, then closes the write side, all within `limit`.
+    pub(super) async fn finish(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            while self.wants_write() {
+                if self.write().await.is_err() {
+                    return;
+                }
+            }
+            let _ = self.w.shutdown().await;
+        })
+        .await;
+    }
+}
+
+/// Answers `reply` to a client refused at connect, then closes.
+pub async fn refuse<W: AsyncWrite + Unpin>(mut w: W, reply: &[u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = w.write_all(reply).await;
+        let _ = w.flush().await;
+        let _ = w.shutdown().await;
+    })
+    .await;
+}
+
+/// Writes some of `buf` (at least one byte) and drops what was written.
+pub(super) async fn write_some<W: AsyncWrite + Unpin>(
     w: &mut W,
     buf: &mut BytesMut,
-    dirty: &mut bool,
 ) -> io::Result<()> {
-    if buf.is_empty() {
-        w.flush().await?;
-        *dirty = false;
-        return Ok(());
-    }
-    let n = w.write(buf).await?;
-    if n == 0 {
-        return Err(io::ErrorKind::WriteZero.into());
-    }
-    buf.advance(n);
-    *dirty = true;
-    if buf.is_empty() {
-        shrink(buf);
-    }
-    Ok(())
-}
-
-pub(super) async fn pump_opt<W: AsyncWrite + Unpin>(
-    w: Option<&mut W>,
-    buf: &mut BytesMut,
-) -> io::Result<()> {
-    let Some(w) = w else {
-        return std::future::pending().await;
-    };
     let n = w.write(buf).await?;
     if n == 0 {
         return Err(io::ErrorKind::WriteZero.into());
@@ -49,22 +120,13 @@ pub(super) async fn pump_opt<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// Reads into `buf`, growing it by at least one read's worth.
 pub(super) async fn read_into<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
 ) -> io::Result<usize> {
     buf.reserve(READ_CHUNK);
     r.read_buf(buf).await
-}
-
-pub(super) async fn read_opt<R: AsyncRead + Unpin>(
-    r: Option<&mut R>,
-    buf: &mut BytesMut,
-) -> io::Result<usize> {
-    match r {
-        Some(r) => read_into(r, buf).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Gives back a large, now empty buffer.
@@ -75,7 +137,7 @@ pub(super) fn shrink(buf: &mut BytesMut) {
 }
 
 /// Waits for `timer` if there is one; never completes otherwise.
-pub(super) async fn tick(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+pub(super) async fn tick(timer: &mut Option<Pin<Box<Sleep>>>) {
     match timer {
         Some(t) => t.as_mut().await,
         None => std::future::pending().await,

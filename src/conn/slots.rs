@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::client_lines::ClientLines;
+use super::upstream_link::ReplySink;
 use crate::resp::reply::{pubsub_kind, PubSubKind};
 
 /// A reply produced by the proxy itself.
@@ -122,6 +123,28 @@ fn nested_pushes(frame: &[u8], out: &mut BytesMut) {
 #[error("upstream sent a reply no command was waiting for")]
 pub struct Desync;
 
+/// The connection's reply routing: its slot queue and the client's output.
+pub struct Routing<'a> {
+    /// The slot queue.
+    pub slots: &'a mut ReplySlots,
+    /// Replies waiting to be written to the client.
+    pub out: &'a mut BytesMut,
+}
+
+impl ReplySink for Routing<'_> {
+    fn frame(&mut self, frame: &[u8], ty: u8, continued: bool) -> Result<(), Desync> {
+        self.slots.on_frame(frame, ty, continued, self.out)
+    }
+
+    fn may_stream(&self, ty: u8) -> bool {
+        self.slots.can_stream(ty)
+    }
+
+    fn stream(&mut self, part: &[u8]) {
+        self.out.put_slice(part);
+    }
+}
+
 /// The slot FIFO plus the connection state that decides what a frame is.
 #[derive(Debug, Default)]
 pub struct ReplySlots {
@@ -150,6 +173,14 @@ impl ReplySlots {
     /// Rewrites `CLIENT INFO`/`LIST` replies with `lines`.
     pub fn set_client_lines(&mut self, lines: ClientLines) {
         self.client_lines = Some(lines);
+    }
+
+    /// Forgets every waiting slot and what the connection state was (a
+    /// reply was cut off half sent: nothing more can be matched).
+    pub fn clear(&mut self) {
+        let client_lines = self.client_lines.take();
+        *self = ReplySlots::default();
+        self.client_lines = client_lines;
     }
 
     /// Queues a local reply.

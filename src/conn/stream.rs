@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use crate::command::{acl_keys, command_channels, resolve, ChannelRef, KeyRef, Resolved, Role};
+use crate::command::{acl_keys, command_channels, resolve, Resolved, Role};
 use crate::resp::request::{Args, RequestScanner};
 
 /// Bytes of one incomplete command held before it is decided early. The
@@ -51,12 +51,7 @@ pub struct Passthrough {
 /// far): the command with a placeholder for its last argument, when that
 /// argument is a large bulk still arriving and nothing about the decision
 /// depends on its content.
-pub fn early(
-    scanner: &RequestScanner,
-    buf: &[u8],
-    keys: &mut Vec<KeyRef>,
-    channels: &mut Vec<ChannelRef>,
-) -> Option<Early> {
+pub fn early(scanner: &RequestScanner, buf: &[u8]) -> Option<Early> {
     let (start, len) = scanner.pending_last_bulk()?;
     let before = scanner.args(buf);
     let last = before.len();
@@ -83,8 +78,9 @@ pub fn early(
         remaining: (start + len + 2).checked_sub(buf.len())?,
     };
     let args = early.args();
-    acl_keys(cmd, &args, keys);
-    command_channels(cmd, &args, channels);
+    let (mut keys, mut channels) = (Vec::new(), Vec::new());
+    acl_keys(cmd, &args, &mut keys);
+    command_channels(cmd, &args, &mut channels);
     let touches_last =
         keys.iter().any(|k| k.index == last) || channels.iter().any(|c| c.index == last);
     (!touches_last).then_some(early)
@@ -111,7 +107,7 @@ mod tests {
         let buf = partial(args, len, have);
         let mut s = RequestScanner::new(ScanLimits::default());
         assert_eq!(s.scan(&buf, false), Ok(RequestScan::Incomplete));
-        early(&s, &buf, &mut Vec::new(), &mut Vec::new())
+        early(&s, &buf)
     }
 
     const BIG: usize = 8 << 20;

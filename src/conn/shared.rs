@@ -1,0 +1,117 @@
+//! What a connection task is given by the server: the process-wide state every
+//! connection shares, the configuration generation in force, the shutdown
+//! signals, and who the client is.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::client_lines::ClientDirectory;
+use crate::acl::log::AclLog;
+use crate::acl::{User, Users};
+use crate::config::Config;
+use crate::limits::rate::Rates;
+use crate::limits::report::Reporter;
+use crate::limits::Admission;
+
+/// One configuration generation: what a reload (SIGHUP) replaces whole.
+#[derive(Debug)]
+pub struct Live {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The users.
+    pub users: Arc<Users>,
+    /// Rate buckets: users' `rate`, per-IP connection and auth-failure rates
+    /// (a reload keeps the buckets whose settings did not change).
+    pub rates: Arc<Rates>,
+    /// The rustls configuration new handshakes use, and its certificates' expiry.
+    pub tls: crate::tls::ServerTls,
+    /// 1 at startup, +1 per successful reload.
+    pub generation: u64,
+}
+
+/// What every connection shares, for the life of the process.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration in force: read lock-free, swapped whole by a reload.
+    live: ArcSwap<Live>,
+    /// Woken after each reload, so idle and subscribed connections check their user.
+    reloaded: Notify,
+    /// The `ACL LOG` shared by every connection.
+    pub acl_log: Arc<AclLog>,
+    /// Open connections in total, per IP and per user.
+    pub admission: Arc<Admission>,
+    /// Counts and logs every limit hit; owns the metrics.
+    pub reporter: Arc<Reporter>,
+    /// Every upstream connection and the client behind it (`CLIENT LIST`).
+    pub clients: Arc<ClientDirectory>,
+}
+
+impl Shared {
+    /// Process-wide state around the first configuration generation.
+    pub fn new(live: Live, reporter: Arc<Reporter>) -> Self {
+        Shared {
+            live: ArcSwap::from_pointee(live),
+            reloaded: Notify::new(),
+            acl_log: Arc::default(),
+            admission: Arc::default(),
+            reporter,
+            clients: Arc::default(),
+        }
+    }
+
+    /// The configuration in force now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// The configuration in force now, if it is not `current`.
+    pub fn newer_than(&self, current: &Arc<Live>) -> Option<Arc<Live>> {
+        let now = self.live.load();
+        (!Arc::ptr_eq(&now, current)).then(|| arc_swap::Guard::into_inner(now))
+    }
+
+    /// Puts `live` in force: new connections and admissions use it at once, every
+    /// open connection before its next command (idle ones are woken for it).
+    pub fn install(&self, live: Live) {
+        self.live.store(Arc::new(live));
+        self.reloaded.notify_waiters();
+    }
+
+    /// Completes at the next reload.
+    pub fn reloaded(&self) -> Notified<'_> {
+        self.reloaded.notified()
+    }
+}
+
+/// Who a new connection is, as the server learned it.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    /// The peer address.
+    pub addr: SocketAddr,
+    /// The proxy address it connected to.
+    pub local: SocketAddr,
+    /// The `on` user its verified certificate names, if any.
+    pub cert_user: Option<Arc<User>>,
+    /// Its certificate's identity (CN and SANs, escaped) for logs, if it sent one.
+    pub identity: Option<String>,
+}
+
+/// Signals from the server to its connections.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Stop reading new commands, finish what is in flight.
+    pub drain: CancellationToken,
+    /// Grace is over: answer what is still in flight with an error and close.
+    pub abort: CancellationToken,
+}
+
+/// A process-wide connection counter, like Redis's client ids.
+pub(super) fn next_client_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

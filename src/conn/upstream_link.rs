@@ -1,0 +1,209 @@
+//! Step 4, the upstream side of one client connection: the link that carries
+//! the client's forwarded commands upstream, in order, and brings the reply
+//! frames back, in order, to the connection's reply routing ([`ReplySink`]).
+//!
+//! Connecting (with the proxy's upstream `AUTH`), the reply scanner, sending on
+//! the front of a large reply before it is complete, backpressure and noticing
+//! that the upstream is gone all live here. Today a link is one upstream
+//! connection of the client's own ([`UpstreamLink::dedicated`]), opened at the
+//! first forwarded command; the connection task does not depend on that.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{ReadHalf, WriteHalf};
+
+use super::client_lines::{ClientCard, ClientDirectory, Listed};
+use super::io::{read_into, shrink, write_some};
+use crate::config::UpstreamSettings;
+use crate::resp::reply::{ReplyError, ReplyScan, ReplyScanner};
+use crate::upstream::{self, UpstreamError, UpstreamStream};
+
+/// A partial reply frame this large is sent on before it is complete.
+const STREAM_MIN: usize = 64 * 1024;
+
+/// Where reply frames go: the connection's slot queue and client output.
+pub trait ReplySink {
+    /// A whole frame of type `ty`, or (`continued`) the rest of a frame whose
+    /// front was already passed to [`ReplySink::stream`]. An error means no
+    /// command was waiting for it.
+    fn frame(&mut self, frame: &[u8], ty: u8, continued: bool) -> Result<(), super::slots::Desync>;
+    /// True when the validated front of an incomplete frame of type `ty` may be
+    /// passed on now (it certainly is the plain reply of the command waiting).
+    fn may_stream(&self, ty: u8) -> bool;
+    /// The validated front (or a further part) of a frame still arriving.
+    fn stream(&mut self, part: &[u8]);
+}
+
+/// Why a link stopped: the upstream is gone, or cannot be trusted any more.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkLost {
+    /// The connection failed or closed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The upstream closed the connection.
+    #[error("closed by upstream")]
+    Closed,
+    /// The upstream sent bytes that are not RESP.
+    #[error("bad reply from upstream: {0}")]
+    BadReply(#[from] ReplyError),
+    /// A reply came that no command was waiting for.
+    #[error("upstream sent a reply no command was waiting for")]
+    Desync,
+}
+
+/// What one turn of link I/O did.
+#[derive(Debug)]
+pub enum LinkIo {
+    /// Commands were written.
+    Wrote,
+    /// Reply bytes arrived: deliver them.
+    Read,
+    /// The link is gone.
+    Lost(LinkLost),
+}
+
+/// The upstream side of one client connection.
+#[derive(Debug)]
+pub struct UpstreamLink {
+    conn: Option<Open>,
+    /// Commands waiting to be written.
+    out: BytesMut,
+    /// Reply bytes not yet delivered.
+    input: BytesMut,
+    scanner: ReplyScanner,
+    /// The front of `input` continues a frame whose start was already delivered.
+    mid_frame: bool,
+}
+
+#[derive(Debug)]
+struct Open {
+    r: ReadHalf<UpstreamStream>,
+    w: WriteHalf<UpstreamStream>,
+    /// Listed in the client directory while open (`CLIENT LIST`).
+    _listed: Option<Listed>,
+}
+
+impl UpstreamLink {
+    /// A link over an upstream connection of the client's own, opened on first need.
+    pub fn dedicated() -> Self {
+        UpstreamLink {
+            conn: None,
+            out: BytesMut::new(),
+            input: BytesMut::new(),
+            scanner: ReplyScanner::new(),
+            mid_frame: false,
+        }
+    }
+
+    /// True while commands can be sent.
+    pub fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Opens the connection (with the proxy's upstream `AUTH`) and lists it in
+    /// `directory` as serving `card`.
+    pub async fn open(
+        &mut self,
+        settings: &UpstreamSettings,
+        directory: &Arc<ClientDirectory>,
+        card: &Arc<ClientCard>,
+    ) -> Result<(), UpstreamError> {
+        let connected = upstream::connect(settings).await?;
+        let (r, w) = tokio::io::split(connected.stream);
+        let listed = connected
+            .client_id
+            .map(|id| directory.list(id, Arc::clone(card)));
+        self.conn = Some(Open {
+            r,
+            w,
+            _listed: listed,
+        });
+        self.scanner = ReplyScanner::new();
+        self.mid_frame = false;
+        Ok(())
+    }
+
+    /// Queues a command's bytes (or more of one) for the upstream, after
+    /// everything queued before.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Bytes queued and not yet written (the client is not read past a limit).
+    pub fn backlog(&self) -> usize {
+        self.out.len()
+    }
+
+    /// True while the front of a reply was delivered and its rest has not
+    /// arrived: nothing else can be put in the client's stream until it has.
+    pub fn mid_frame(&self) -> bool {
+        self.mid_frame
+    }
+
+    /// True when [`UpstreamLink::io`] has something to do (`read`: the client
+    /// takes replies now).
+    pub fn wants_io(&self, read: bool) -> bool {
+        self.conn.is_some() && (read || !self.out.is_empty())
+    }
+
+    /// One turn of I/O: writes queued commands, or (`read`) reads replies.
+    pub async fn io(&mut self, read: bool) -> LinkIo {
+        let Some(conn) = self.conn.as_mut() else {
+            return std::future::pending().await;
+        };
+        let write = !self.out.is_empty();
+        tokio::select! {
+            biased;
+            r = write_some(&mut conn.w, &mut self.out), if write => match r {
+                Ok(()) => {
+                    shrink(&mut self.out);
+                    LinkIo::Wrote
+                }
+                Err(e) => LinkIo::Lost(e.into()),
+            },
+            r = read_into(&mut conn.r, &mut self.input), if read => match r {
+                Ok(0) => LinkIo::Lost(LinkLost::Closed),
+                Ok(_) => LinkIo::Read,
+                Err(e) => LinkIo::Lost(e.into()),
+            },
+            else => std::future::pending().await,
+        }
+    }
+
+    /// Hands every complete reply frame to `sink`, and the validated front of
+    /// a large incomplete one when the sink may take it.
+    pub fn deliver(&mut self, sink: &mut impl ReplySink) -> Result<(), LinkLost> {
+        loop {
+            match self.scanner.scan(&self.input)? {
+                ReplyScan::Complete { len } => {
+                    let ty = self.scanner.frame_type().unwrap_or(0);
+                    sink.frame(&self.input[..len], ty, self.mid_frame)
+                        .map_err(|_| LinkLost::Desync)?;
+                    self.input.advance(len);
+                    self.mid_frame = false;
+                }
+                ReplyScan::Incomplete => {
+                    let scanned = self.scanner.scanned();
+                    let ty = self.scanner.frame_type().unwrap_or(0);
+                    if scanned >= STREAM_MIN && (self.mid_frame || sink.may_stream(ty)) {
+                        sink.stream(&self.input[..scanned]);
+                        self.input.advance(scanned);
+                        self.scanner.discard_prefix(scanned);
+                        self.mid_frame = true;
+                    }
+                    shrink(&mut self.input);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Drops the connection and everything queued either way.
+    pub fn close(&mut self) {
+        self.conn = None;
+        self.out.clear();
+        self.input.clear();
+        self.mid_frame = false;
+    }
+}
