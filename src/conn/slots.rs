@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::client_lines::ClientLines;
-use super::upstream_link::ReplySink;
+use super::upstream_link::{Desync, ReplySink};
 use crate::resp::reply::{pubsub_kind, PubSubKind};
 
 /// A reply produced by the proxy itself.
@@ -116,12 +116,6 @@ fn nested_pushes(frame: &[u8], out: &mut BytesMut) {
         };
     }
 }
-
-/// The upstream reply did not fit any slot: the proxy and upstream disagree
-/// about the conversation, and the connection must close.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("upstream sent a reply no command was waiting for")]
-pub struct Desync;
 
 /// The connection's reply routing: its slot queue and the client's output.
 pub struct Routing<'a> {

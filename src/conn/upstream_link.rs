@@ -22,12 +22,18 @@ use crate::upstream::{self, UpstreamError, UpstreamStream};
 /// A partial reply frame this large is sent on before it is complete.
 const STREAM_MIN: usize = 64 * 1024;
 
+/// The upstream reply did not fit any slot: the proxy and upstream disagree
+/// about the conversation, and the connection must close.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("upstream sent a reply no command was waiting for")]
+pub struct Desync;
+
 /// Where reply frames go: the connection's slot queue and client output.
 pub trait ReplySink {
     /// A whole frame of type `ty`, or (`continued`) the rest of a frame whose
     /// front was already passed to [`ReplySink::stream`]. An error means no
     /// command was waiting for it.
-    fn frame(&mut self, frame: &[u8], ty: u8, continued: bool) -> Result<(), super::slots::Desync>;
+    fn frame(&mut self, frame: &[u8], ty: u8, continued: bool) -> Result<(), Desync>;
     /// True when the validated front of an incomplete frame of type `ty` may be
     /// passed on now (it certainly is the plain reply of the command waiting).
     fn may_stream(&self, ty: u8) -> bool;
