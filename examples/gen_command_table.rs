@@ -11,7 +11,10 @@ use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use portcullis::command::gen::{self, GenError, Value};
+#[path = "../tools/command_table/mod.rs"]
+mod gen;
+
+use gen::{GenError, Value};
 
 /// Where the table lives, relative to the crate root.
 const TABLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/command/table.rs");

@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use portcullis::command::gen::{self, GenError, Value};
+#[path = "../tools/command_table/mod.rs"]
+mod gen;
+
+use gen::{GenError, Value};
 use portcullis::command::{by_name, flags, key_flags, BeginSearch, FindKeys, KeySpec};
 use portcullis::command::{CommandSpec, CATEGORIES, COMMANDS, REDIS_VERSION};
 use support::RedisServer;

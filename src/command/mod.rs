@@ -7,7 +7,6 @@
 mod types;
 pub use types::*;
 
-pub mod gen;
 pub mod lookup;
 pub mod role;
 mod table;

@@ -1,5 +1,6 @@
 //! Build-time step for the command table: turns a redis-server's `COMMAND` reply (raw RESP2)
-//! into the Rust source of `src/command/table.rs`, which the rest of [`crate::command`] reads.
+//! into the Rust source of `src/command/table.rs`, which the rest of `portcullis::command` reads.
+//! Not part of the proxy: `examples/gen_command_table.rs` and the `vs_redis` tests include it.
 //!
 //! `examples/gen_command_table.rs` runs it against a live server and `tests/command_table.rs`
 //! checks that the committed table is exactly what such a server says. Anything the types in
@@ -9,7 +10,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
-use super::types::{flags, key_flags, FindKeys, CATEGORIES};
+use portcullis::command::{flags, key_flags, FindKeys, CATEGORIES};
 
 mod emit;
 mod resp;
@@ -46,7 +47,7 @@ pub enum GenError {
     Io(#[from] std::io::Error),
 }
 
-/// Where a key spec starts looking; like [`super::BeginSearch`] but owning its keyword.
+/// Where a key spec starts looking; like `portcullis::command::BeginSearch` but owning its keyword.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Begin {
     Index(i32),

@@ -48,7 +48,7 @@ impl Value {
 }
 
 /// Encodes a command as a RESP multibulk.
-pub use crate::resp::encode::command as encode_command;
+pub use portcullis::resp::encode::command as encode_command;
 
 /// Parses one reply from the start of `buf`: `Ok(None)` when more bytes are needed,
 /// otherwise the value and how many bytes it used.

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Begin, Entry, Spec};
-use crate::command::types::{flags, key_flags, FindKeys, CATEGORIES};
+use portcullis::command::{flags, key_flags, FindKeys, CATEGORIES};
 
 /// rustfmt's `max_width`.
 const MAX_WIDTH: usize = 100;
