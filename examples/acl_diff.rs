@@ -13,10 +13,10 @@
 //! beyond the users added. Prints the counts and the first mismatches; exits 1 on
 //! any mismatch.
 
-#[path = "../tests/acl_vs_redis/gen.rs"]
+#[path = "../tests/vs_redis/acl/gen.rs"]
 #[allow(dead_code)]
 mod gen;
-#[path = "../tests/acl_vs_redis/harness.rs"]
+#[path = "../tests/vs_redis/acl/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 

@@ -105,16 +105,6 @@ pub async fn tls_connect(
     tls_connect_config(addr, client_config(&pki.ca_pem(), identity, ALL_VERSIONS)).await
 }
 
-/// Connects with the CA bundle `ca` and explicit client certificate and key files.
-pub async fn tls_connect_with(
-    addr: SocketAddr,
-    ca: &Path,
-    cert: &Path,
-    key: &Path,
-) -> std::io::Result<TlsStream<TcpStream>> {
-    tls_connect_config(addr, client_config(ca, Some((cert, key)), ALL_VERSIONS)).await
-}
-
 /// [`tls_connect`] wrapped in a [`RespConn`]; panics if the handshake fails.
 pub async fn resp_tls(
     addr: SocketAddr,

@@ -6,8 +6,7 @@
 //!   commands; [`base_config`] for the usual proxy.toml.
 //! - [`tls_connect`], [`RespConn`], [`Reply`]: the client side.
 //!
-//! Every test file uses a different subset, hence `dead_code` is allowed here.
-#![allow(dead_code, unused_imports)]
+//! Each test binary uses a different part (its `mod support` allows dead code).
 
 pub mod client;
 pub mod pki;
@@ -16,15 +15,16 @@ pub mod redis;
 pub mod resp;
 pub mod rng;
 pub mod same_stream;
+pub mod words;
 
 pub use client::{
     client_config, resp_tls, resp_tls_from, tcp_connect_from, tls_connect, tls_connect_config,
-    tls_connect_with, ALL_VERSIONS, TLS12_ONLY, TLS13_ONLY,
+    ALL_VERSIONS, TLS12_ONLY, TLS13_ONLY,
 };
-pub use pki::{TestPki, CLIENTS};
+pub use pki::TestPki;
 pub use proxy::{
     base_config, base_config_with_server, http_get, metric, proc_status_kib, run_cli, scrape,
-    toml_str, Proxy, BIN,
+    toml_str, Proxy,
 };
 pub use redis::RedisServer;
 pub use resp::{encode_command, parse_reply, Reply, RespConn};

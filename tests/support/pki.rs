@@ -6,13 +6,6 @@ use std::path::{Path, PathBuf};
 use portcullis::certgen::{Authority, ClientSpec, IssuedCert};
 use time::{Duration, OffsetDateTime};
 
-/// The clients every [`TestPki`] has, signed by its CA unless noted:
-/// `alice`, `bob`, `carol` (CN = name); `spiffe` (CN `spiffe-client`, SAN URI
-/// `spiffe://test/ns/web/sa/cache`, SAN DNS `cache.test`, SAN e-mail
-/// `cache@test.example`); `intruder` (CN `alice`, signed by another CA);
-/// `expired` (CN `alice`, valid from 30 days ago until yesterday).
-pub const CLIENTS: [&str; 6] = ["alice", "bob", "carol", "spiffe", "intruder", "expired"];
-
 /// CA, server certificate and client certificates in a temporary directory.
 pub struct TestPki {
     dir: tempfile::TempDir,
@@ -21,7 +14,11 @@ pub struct TestPki {
 }
 
 impl TestPki {
-    /// Makes the whole PKI (see [`CLIENTS`]).
+    /// Makes the whole PKI. Its clients, signed by its CA unless noted: `alice`,
+    /// `bob`, `carol` (CN = name); `spiffe` (CN `spiffe-client`, SAN URI
+    /// `spiffe://test/ns/web/sa/cache`, SAN DNS `cache.test`, SAN e-mail
+    /// `cache@test.example`); `intruder` (CN `alice`, signed by another CA);
+    /// `expired` (CN `alice`, valid from 30 days ago until yesterday).
     pub fn new() -> TestPki {
         let dir = tempfile::tempdir().expect("tempdir for pki");
         let ca = Authority::new("portcullis test CA").expect("CA");

@@ -2,11 +2,9 @@
 //! identity and AUTH, forwarding, pipelines, big values, partial input, RESP3,
 //! transactions, pub/sub, blocking commands, CLIENT REPLY, MONITOR.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `alice` is authenticated by her certificate; `carol` has a password; `bob` has no user.

@@ -15,20 +15,18 @@
 //! `DESCRIBE_SEED=<n>` replays a run (the seed is printed); `DESCRIBE_USERS=<n>`
 //! compares more users than the default.
 
-mod support;
-
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    base_config, parse_reply, resp_tls, Proxy, RedisServer, Reply, RespConn, Rng, TestPki,
+};
 use portcullis::acl::describe::{getuser_reply, list_reply};
 use portcullis::acl::rules::apply_rules;
 use portcullis::acl::User;
 use portcullis::command::{by_name, is_container, CATEGORIES, COMMANDS};
-use support::{
-    base_config, parse_reply, resp_tls, Proxy, RedisServer, Reply, RespConn, Rng, TestPki,
-};
 
 /// Users compared unless `DESCRIBE_USERS` says otherwise.
 const USERS: usize = 3000;
@@ -350,7 +348,7 @@ impl Conn {
         let mut wire = Vec::new();
         for argv in cmds {
             let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
-            wire.extend_from_slice(&support::encode_command(&args));
+            wire.extend_from_slice(&crate::support::encode_command(&args));
         }
         self.stream.write_all(&wire).expect("write to redis");
         let mut out = Vec::with_capacity(cmds.len());

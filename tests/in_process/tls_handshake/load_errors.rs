@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use portcullis::config::{ClientAuth, TlsSettings, TlsVersion};
 use portcullis::tls::{load_server_config, TlsError};
 
-use super::support::TestPki;
 use super::{as_client, handshake, settings};
+use crate::support::TestPki;
 
 fn load_err(s: &TlsSettings) -> TlsError {
     match load_server_config(s) {

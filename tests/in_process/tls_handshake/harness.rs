@@ -6,11 +6,11 @@ use std::time::Duration;
 use portcullis::config::{ClientAuth, TlsSettings, TlsVersion};
 use portcullis::tls::{load_server_config, PeerIdentity};
 
-use super::support::{self, Reply, RespConn, TestPki};
+use crate::support::{Reply, RespConn, TestPki};
 
 #[tokio::test]
 async fn redis_server_answers_over_tcp_and_unix() {
-    let mut redis = support::RedisServer::start();
+    let mut redis = crate::support::RedisServer::start();
     let mut conn = RespConn::connect_tcp(&redis.addr()).await.unwrap();
     assert_eq!(conn.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
     assert!(conn.cmd_str(&["SET", "k", "v"]).await.is_ok());
@@ -21,7 +21,7 @@ async fn redis_server_answers_over_tcp_and_unix() {
     let mut conn = RespConn::connect_tcp(&redis.addr()).await.unwrap();
     assert_eq!(conn.cmd_str(&["GET", "k"]).await, Reply::Bulk(None));
 
-    let mut unix = support::RedisServer::start_unix_with(&["--requirepass", "pw"]);
+    let mut unix = crate::support::RedisServer::start_unix_with(&["--requirepass", "pw"]);
     assert_eq!(
         unix.upstream_address(),
         format!("unix:{}", unix.unix_path().display())
@@ -64,11 +64,11 @@ fn reply_parser_reads_resp2_and_resp3() {
         ),
     ];
     for (bytes, want) in cases {
-        let (got, used) = support::parse_reply(bytes).unwrap().unwrap();
+        let (got, used) = crate::support::parse_reply(bytes).unwrap().unwrap();
         assert_eq!(got, want);
         assert_eq!(used, bytes.len());
         assert_eq!(
-            support::parse_reply(&bytes[..bytes.len() - 1]).unwrap(),
+            crate::support::parse_reply(&bytes[..bytes.len() - 1]).unwrap(),
             None
         );
     }
@@ -77,19 +77,19 @@ fn reply_parser_reads_resp2_and_resp3() {
 #[tokio::test]
 async fn proxy_runs_the_binary() {
     let pki = TestPki::new();
-    let redis = support::RedisServer::start();
+    let redis = crate::support::RedisServer::start();
     let work = tempfile::tempdir().unwrap();
     let users = "[[users]]\nname = \"alice\"\nrules = \"on nopass ~* &* +@all\"\n";
-    let toml = support::base_config_with_server(
+    let toml = crate::support::base_config_with_server(
         &pki,
         &redis.addr(),
         "plaintext_listen = \"127.0.0.1:0\"\nshutdown_grace_s = 2",
         users,
     );
-    let mut proxy = support::Proxy::start(&toml, work.path());
+    let mut proxy = crate::support::Proxy::start(&toml, work.path());
     assert!(proxy.plaintext_addr().is_some());
 
-    let mut alice = support::resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
+    let mut alice = crate::support::resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     assert!(alice.cmd_str(&["SET", "via-proxy", "1"]).await.is_ok());
     let mut direct = RespConn::connect_tcp(&redis.addr()).await.unwrap();
     assert_eq!(
@@ -114,7 +114,7 @@ async fn proxy_runs_the_binary() {
 fn gen_certs_writes_a_usable_pki() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("certs");
-    let output = support::run_cli(&[
+    let output = crate::support::run_cli(&[
         "gen-certs",
         "--out",
         out.to_str().unwrap(),

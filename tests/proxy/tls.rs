@@ -1,11 +1,9 @@
 //! TLS and certificate identity through the built proxy: every rejection case
 //! never reaches the command path, and certificate fields choose the user.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const USERS: &str = r#"
 [[users]]
@@ -205,7 +203,7 @@ async fn plaintext_listener_on_loopback_serves_without_certificates() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
     let users = "[[users]]\nname = \"carol\"\nrules = \"on >pw ~* &* +@all\"\n";
-    let config = support::base_config_with_server(
+    let config = crate::support::base_config_with_server(
         &pki,
         &redis.addr(),
         "plaintext_listen = \"127.0.0.1:0\"",

@@ -1,9 +1,7 @@
 //! The Redis 7.0 ACL enforced through the built proxy: the same users are
 //! created in a real redis-server, and the proxy's replies must equal Redis's.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 /// The users, as proxy.toml rules and as `ACL SETUSER` arguments for Redis.
 const RULES: [(&str, &str); 3] = [

@@ -5,12 +5,10 @@
 //!
 //! Runs are seeded; set `GLOB_SEED=<n>` to replay the seed a failure prints.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{RedisServer, Reply, RespConn, Rng};
 use portcullis::acl::glob::matches;
-use support::{RedisServer, Reply, RespConn, Rng};
 use tokio::net::TcpStream;
 
 /// Random patterns compared through `KEYS`.

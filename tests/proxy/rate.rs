@@ -4,11 +4,9 @@
 //! burst + rate x elapsed; a delay never shorter than the rate allows), never
 //! speed targets.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const METRICS: &str = "metrics_listen = \"127.0.0.1:0\"";
 

@@ -4,11 +4,9 @@
 //!
 //! - `replies`: pushes inside aggregates, keywords with NUL bytes, HELLO
 //!   options, CLIENT REPLY in MULTI and with pub/sub, RESP2's pub/sub context;
-//!   generated conversations through [`support::SameStream`].
+//!   generated conversations through [`crate::support::SameStream`].
 //! - `policy`: repeated GEORADIUS STORE keys, scripts under `auth.scripts`.
 //! - `visibility`: escaped log fields, CLIENT INFO/LIST, the ACL LOG merge.
-
-mod support;
 
 #[path = "hardening/policy.rs"]
 mod policy;

@@ -2,19 +2,17 @@
 //! byte for byte, category membership against `ACL CAT`, counts against the reference
 //! (`redis-acl-7.0.md` §2), and the generator's refusal of names it cannot represent.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::time::Duration;
 
-#[path = "../tools/command_table/mod.rs"]
+#[path = "../../tools/command_table/mod.rs"]
 mod gen;
 
+use crate::support::RedisServer;
 use gen::{GenError, Value};
 use portcullis::command::{by_name, flags, key_flags, BeginSearch, FindKeys, KeySpec};
 use portcullis::command::{CommandSpec, CATEGORIES, COMMANDS, REDIS_VERSION};
-use support::RedisServer;
 
 const TABLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/command/table.rs");
 

@@ -12,12 +12,10 @@
 //! `SORT l STORE STORE ASC` writes the key `STORE` while Redis checks `ASC`).
 //! `KEYS_TOUCHED_SEED=<n>` replays a run.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{RedisServer, Reply, RespConn, Rng};
 use portcullis::command::{acl_keys, command_keys, resolve, Resolved};
-use support::{RedisServer, Reply, RespConn, Rng};
 use tokio::net::TcpStream;
 
 /// Generated argument lists per command family.

@@ -1,11 +1,9 @@
 //! Faults and lifecycle through the built proxy: upstream down or killed,
 //! protocol errors, SIGTERM drain, and `portcullis check` exit codes.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const USERS: &str = "[[users]]\nname = \"alice\"\nrules = \"on ~* &* +@all\"\n";
 
@@ -139,8 +137,12 @@ async fn unauthenticated_clients_get_redis_pre_auth_limits() {
 async fn sigterm_drains_in_flight_commands_and_exits_zero() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
-    let config =
-        support::base_config_with_server(&pki, &redis.addr(), "shutdown_grace_s = 10", USERS);
+    let config = crate::support::base_config_with_server(
+        &pki,
+        &redis.addr(),
+        "shutdown_grace_s = 10",
+        USERS,
+    );
     let mut proxy = Proxy::start(&config, pki.dir());
     let mut blocked = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     let mut idle = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
@@ -166,10 +168,10 @@ async fn sigterm_past_the_grace_answers_blocked_commands_with_an_error() {
     let redis = RedisServer::start();
     let pki = TestPki::new();
     let server = "shutdown_grace_s = 1\nmetrics_listen = \"127.0.0.1:0\"";
-    let config = support::base_config_with_server(&pki, &redis.addr(), server, USERS);
+    let config = crate::support::base_config_with_server(&pki, &redis.addr(), server, USERS);
     let mut proxy = Proxy::start(&config, pki.dir());
     let metrics = proxy.metrics_addr();
-    assert_eq!(support::http_get(metrics, "/readyz").await.0, 200);
+    assert_eq!(crate::support::http_get(metrics, "/readyz").await.0, 200);
     let mut blocked = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
     blocked.send(&[b"BLPOP", b"nothing", b"0"]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -177,7 +179,7 @@ async fn sigterm_past_the_grace_answers_blocked_commands_with_an_error() {
     // Unready from the start of the drain, while the BLPOP still holds the process.
     let mut status = 0;
     for _ in 0..40 {
-        status = support::http_get(metrics, "/readyz").await.0;
+        status = crate::support::http_get(metrics, "/readyz").await.0;
         if status == 503 {
             break;
         }
@@ -232,7 +234,7 @@ fn check_exit_codes_and_messages() {
         ),
         (
             "plain.toml",
-            support::base_config_with_server(
+            crate::support::base_config_with_server(
                 &pki,
                 "127.0.0.1:1",
                 "plaintext_listen = \"0.0.0.0:0\"",

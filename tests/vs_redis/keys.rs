@@ -17,73 +17,19 @@
 //! which Redis resolves by chance (see `Verdict::NulInName`).
 //! `KEYS_VS_REDIS_SEED=<n>` replays a run; the seed is printed on failure.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::words::{KEYWORDS, NUMBERS};
+use crate::support::{encode_command, RedisServer, Reply, RespConn, Rng};
 use portcullis::command::{
     by_id, by_name, command_channels, command_keys, flags, key_flags, resolve, BeginSearch,
     ChannelRef, CommandSpec, FindKeys, KeyRef, Resolved, COMMANDS,
 };
-use support::{encode_command, RedisServer, Reply, RespConn, Rng};
 use tokio::net::TcpStream;
 
 /// Commands sent per pipelined batch.
 const BATCH: usize = 1000;
 
-/// Keywords of the getkeys procs and common options, offered to every command.
-const KEYWORDS: &[&str] = &[
-    "STREAMS",
-    "STORE",
-    "STOREDIST",
-    "KEYS",
-    "GET",
-    "SET",
-    "INCRBY",
-    "OVERFLOW",
-    "BY",
-    "LIMIT",
-    "WITHSCORES",
-    "BLOCK",
-    "COUNT",
-    "GROUP",
-    "NOACK",
-    "COPY",
-    "REPLACE",
-    "AUTH",
-    "AUTH2",
-    "ASC",
-    "DESC",
-    "ALPHA",
-    "NX",
-    "XX",
-    "EX",
-    "LEFT",
-    "RIGHT",
-    "MIN",
-    "MAX",
-    "WEIGHTS",
-    "AGGREGATE",
-];
-/// Numbers, strict and not (string2ll vs atoi).
-const NUMBERS: &[&str] = &[
-    "0",
-    "1",
-    "2",
-    "3",
-    "-1",
-    "01",
-    "999",
-    "+1",
-    " 2",
-    "1x",
-    "-0",
-    "4294967297",
-    "4294967296",
-    "-4294967295",
-    "99999999999999999999",
-    "\t3",
-];
 /// Plain words, the empty string and C-string oddities.
 const WORDS: &[&[u8]] = &[
     b"",

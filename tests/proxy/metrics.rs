@@ -4,9 +4,7 @@
 //! forwarded command), upstream connect errors, connections accepted, and TLS handshake
 //! failures; each counter moves by exactly the traffic sent. `/readyz` follows the upstream.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const USERS: &str = "[[users]]\nname = \"alice\"\nrules = \"on ~app:* &* +@all -@dangerous\"\n\n\
                      [[users]]\nname = \"reader\"\nrules = \"on >pw ~* +@read\"\n\n\

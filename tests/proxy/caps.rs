@@ -3,12 +3,10 @@
 //! reached` (where a reply is possible), then EOF; a well-behaved connection opened before
 //! the abuse keeps working; `portcullis_limit_hits_total{limit}` moves by exactly the hits.
 
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;

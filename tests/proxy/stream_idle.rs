@@ -1,11 +1,9 @@
 //! Large requests stream through instead of being buffered whole, and
 //! `idle_timeout_s` closes idle clients but never blocked ones or subscribers.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const USERS: &str = "[[users]]\nname = \"alice\"\nrules = \"on ~* &* +@all\"\n\n\
     [[users]]\nname = \"carol\"\nrules = \"on ~allowed:* &* +@all\"\n";

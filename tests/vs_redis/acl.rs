@@ -12,20 +12,18 @@
 //! `ACL_VS_REDIS_SEED=<n>` replays a run (the seed is printed on failure);
 //! `examples/acl_diff.rs` runs the same generator for longer.
 
-mod support;
-
-#[path = "acl_vs_redis/gen.rs"]
+#[path = "acl/gen.rs"]
 #[allow(dead_code)]
 mod gen;
-#[path = "acl_vs_redis/harness.rs"]
+#[path = "acl/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 
 use std::time::Instant;
 
+use crate::support::RedisServer;
 use gen::Rng;
 use harness::{Conn, Stats};
-use support::RedisServer;
 
 /// The reference's edge cases, each a rule string and commands to ask about.
 fn edge_cases() -> Vec<(String, Vec<Vec<Vec<u8>>>)> {

@@ -6,12 +6,10 @@
 //! CA rotate with established connections surviving and new handshakes using the new
 //! chain; reloads are counted.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const RELOADED: &str = "configuration reloaded";
 const RELOAD_FAILED: &str = "configuration reload failed";

@@ -10,9 +10,13 @@ use portcullis::command::{BeginSearch, CommandSpec, CATEGORIES, COMMANDS};
 // Loaded by path (not through `support`) because examples/acl_diff.rs includes
 // this file too; in the test crate `support` loads the same file again.
 #[allow(clippy::duplicate_mod)]
-#[path = "../support/rng.rs"]
+#[path = "../../support/rng.rs"]
 mod rng;
 pub use rng::Rng;
+#[allow(clippy::duplicate_mod)]
+#[path = "../../support/words.rs"]
+mod words;
+pub use words::{KEYWORDS, NUMBERS};
 
 /// A random item of `items`, in a random case.
 pub fn pick_case(rng: &mut Rng, items: &[&str]) -> String {
@@ -140,61 +144,6 @@ pub const CHANNELS: &[&str] = &[
     "n[ae]ws",
     "news.[0-9]",
     "ch",
-];
-/// Numbers, numkeys-style (strict `string2ll` and `atoi` disagree on some).
-pub const NUMBERS: &[&str] = &[
-    "0",
-    "1",
-    "2",
-    "3",
-    "01",
-    "-1",
-    "+1",
-    "10",
-    "x",
-    "999",
-    "1.5",
-    "00",
-    "-0",
-    "4294967297",
-];
-/// Keywords offered to every command (plus each command's own key-spec keywords).
-pub const KEYWORDS: &[&str] = &[
-    "STREAMS",
-    "STORE",
-    "STOREDIST",
-    "KEYS",
-    "GET",
-    "SET",
-    "INCRBY",
-    "OVERFLOW",
-    "BY",
-    "LIMIT",
-    "WITHSCORES",
-    "BLOCK",
-    "COUNT",
-    "GROUP",
-    "NOACK",
-    "COPY",
-    "REPLACE",
-    "AUTH",
-    "AUTH2",
-    "ASC",
-    "DESC",
-    "ALPHA",
-    "NX",
-    "XX",
-    "EX",
-    "LEFT",
-    "RIGHT",
-    "MIN",
-    "MAX",
-    "WEIGHTS",
-    "AGGREGATE",
-    "FROMMEMBER",
-    "BYRADIUS",
-    "WITHDIST",
-    "ANY",
 ];
 /// Non-container commands used with the deprecated first-arg rules.
 const FIRSTARG_COMMANDS: &[&str] = &[

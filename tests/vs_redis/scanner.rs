@@ -2,14 +2,12 @@
 //! multibulk headers go to a real redis-server and to the scanner, and both must
 //! see the same arguments or the same protocol error.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::support::{parse_reply, RedisServer, Reply, Rng};
 use portcullis::resp::request::{RequestScan, RequestScanner, ScanLimits};
-use support::{parse_reply, RedisServer, Reply, Rng};
 
 /// Sends `input` on a fresh connection and collects replies until the server
 /// closes, or (when `wanted` replies are expected and the server should stay

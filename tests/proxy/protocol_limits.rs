@@ -3,11 +3,9 @@
 //! text, then EOF; a well-behaved connection opened before the abuse keeps working.
 //! Texts shared with Redis were checked against redis-server 7.0.15 by hand.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 

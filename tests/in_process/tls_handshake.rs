@@ -1,8 +1,6 @@
 //! The TLS step in-process: `load_server_config` behind a tokio acceptor, real handshakes
 //! with the test PKI, and the file errors `load_server_config` reports.
 
-mod support;
-
 #[path = "tls_handshake/harness.rs"]
 mod harness;
 #[path = "tls_handshake/load_errors.rs"]
@@ -12,11 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{client_config, tls_connect_config, TestPki};
+use crate::support::{ALL_VERSIONS, TLS12_ONLY, TLS13_ONLY};
 use portcullis::config::{ClientAuth, TlsSettings, TlsVersion};
 use portcullis::tls::{load_server_config, peer_identity, PeerIdentity};
 use rustls::ClientConfig;
-use support::{client_config, tls_connect_config, TestPki};
-use support::{ALL_VERSIONS, TLS12_ONLY, TLS13_ONLY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;

@@ -1,0 +1,20 @@
+//! The built `portcullis` binary driven from outside, over real TLS, in front of
+//! real redis-servers: commands, ACL, limits, faults, reload, metrics, TLS,
+//! configuration checks and the hardening of issue 11.
+
+#[path = "../support/mod.rs"]
+#[allow(dead_code, unused_imports)] // each binary uses part of it
+mod support;
+
+mod acl;
+mod caps;
+mod commands;
+mod config_check;
+mod faults;
+mod hardening;
+mod metrics;
+mod protocol_limits;
+mod rate;
+mod reload;
+mod stream_idle;
+mod tls;

@@ -1,0 +1,67 @@
+//! Words the differential generators offer as arguments: option keywords of
+//! the commands whose keys hide behind them, and numbers on which Redis's
+//! strict `string2ll` and C's `atoi` disagree. Shared by the ACL and the
+//! key-extraction tests (and `examples/acl_diff.rs`).
+
+/// Keywords of the getkeys procs and common options, offered to every command.
+pub const KEYWORDS: &[&str] = &[
+    "STREAMS",
+    "STORE",
+    "STOREDIST",
+    "KEYS",
+    "GET",
+    "SET",
+    "INCRBY",
+    "OVERFLOW",
+    "BY",
+    "LIMIT",
+    "WITHSCORES",
+    "BLOCK",
+    "COUNT",
+    "GROUP",
+    "NOACK",
+    "COPY",
+    "REPLACE",
+    "AUTH",
+    "AUTH2",
+    "ASC",
+    "DESC",
+    "ALPHA",
+    "NX",
+    "XX",
+    "EX",
+    "LEFT",
+    "RIGHT",
+    "MIN",
+    "MAX",
+    "WEIGHTS",
+    "AGGREGATE",
+    "FROMMEMBER",
+    "BYRADIUS",
+    "WITHDIST",
+    "ANY",
+];
+
+/// Numbers, strict and not (`string2ll` vs `atoi`); all ASCII.
+pub const NUMBERS: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "3",
+    "01",
+    "-1",
+    "+1",
+    "10",
+    "x",
+    "999",
+    "1.5",
+    "00",
+    "-0",
+    "4294967297",
+    " 2",
+    "1x",
+    "4294967296",
+    "-4294967295",
+    "99999999999999999999",
+    "\t3",
+];
