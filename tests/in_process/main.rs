@@ -5,5 +5,6 @@
 #[allow(dead_code, unused_imports)] // each binary uses part of it
 mod support;
 
+mod conn;
 mod metrics_http;
 mod tls_handshake;

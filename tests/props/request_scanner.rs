@@ -561,7 +561,12 @@ fn proc_status_kib(field: &str) -> u64 {
 fn declared_sizes_are_not_allocated() {
     let exe = std::env::current_exe().expect("test binary");
     let out = std::process::Command::new(exe)
-        .args(["request_scanner::rss_probe", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "request_scanner::rss_probe",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(RSS_PROBE, "1")
         .output()
         .expect("run the probe");
