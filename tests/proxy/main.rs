@@ -16,5 +16,5 @@ mod metrics;
 mod protocol_limits;
 mod rate;
 mod reload;
-mod stream_idle;
+mod stream;
 mod tls;
