@@ -13,10 +13,13 @@
 # target and the portcullis/HAProxy and portcullis/redis-TLS ratios, and writes
 # the same markdown to target/e2e-bench.md (raw rows: target/e2e-bench.raw.tsv).
 #
-# Usage: benches/e2e.sh [--quick] [--rounds R] [--keep] [--help]
+# Usage: benches/e2e.sh [--quick] [--rounds R] [--keep] [--baseline BIN] [--help]
 #   --quick      1 round with a fifth of the requests (a smoke run, ~1 minute)
 #   --rounds R   rounds per scenario and target (default 3)
 #   --keep       keep the temporary directory (certs, configs, logs, raw CSV)
+#   --baseline BIN  also run BIN (another portcullis build, e.g. of the commit
+#                before a change) as target "portcullis-base", same config, same
+#                rounds: before/after figures measured in one run
 # Environment: PORTCULLIS_BENCH_NO_GIT=1 skips `git describe` in the machine notes.
 #
 # Needs: redis-server, redis-cli, redis-benchmark (7.0), haproxy, python3, openssl.
@@ -46,6 +49,7 @@ SCENARIOS=(
 )
 # Targets in table order; the rounds rotate the order they are run in.
 TARGETS=(redis redis-tls haproxy portcullis)
+BASELINE=""   # --baseline: the binary of target portcullis-base
 
 TMP=""
 PIDS=()        # every long-running process we started (each in its own session, so a
@@ -70,6 +74,10 @@ parse_args() {
         [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--rounds needs a positive integer"
         ROUNDS="$2"; shift ;;
       --keep) KEEP=1 ;;
+      --baseline)
+        [[ -x ${2:-} ]] || die "--baseline needs an executable portcullis binary"
+        BASELINE="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+        TARGETS+=(portcullis-base); shift ;;
       -h|--help) usage; exit 0 ;;
       *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -117,13 +125,13 @@ cleanup() {
   exit "$status"
 }
 
-# Four distinct free loopback ports, held open together so they differ; never 6379.
+# A distinct free loopback port per target, held open together so they differ; never 6379.
 pick_ports() {
-  local ports
-  ports=$(python3 - <<'EOF'
-import socket
+  local ports target i=0
+  ports=$(python3 - "${#TARGETS[@]}" <<'EOF'
+import socket, sys
 socks, skipped = [], []
-while len(socks) < 4:
+while len(socks) < int(sys.argv[1]):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     # 6379 stays bound in `skipped` until we are done, so it is not handed out again.
@@ -131,7 +139,8 @@ while len(socks) < 4:
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 )
-  read -r "PORT[redis]" "PORT[redis-tls]" "PORT[haproxy]" "PORT[portcullis]" <<<"$ports"
+  read -r -a ports <<<"$ports"
+  for target in "${TARGETS[@]}"; do PORT[$target]=${ports[$i]}; i=$((i + 1)); done
 }
 
 # redis-cli / redis-benchmark arguments that reach target $1.
@@ -190,10 +199,12 @@ EOF
   PIDS+=("$!"); PID_OF[haproxy]=$!
 }
 
+# start_portcullis TARGET BIN: BIN serving TARGET's port.
 start_portcullis() {
-  cat >"$TMP/proxy.toml" <<EOF
+  local target="$1" bin="$2"
+  cat >"$TMP/$target.toml" <<EOF
 [server]
-listen = "127.0.0.1:${PORT[portcullis]}"
+listen = "127.0.0.1:${PORT[$target]}"
 worker_threads = $PROXY_THREADS
 shutdown_grace_s = 1
 
@@ -212,10 +223,10 @@ cert_user = "cn"
 name = "bench"
 rules = "on ~* &* +@all -@dangerous"
 EOF
-  "$BIN" check --config "$TMP/proxy.toml" >/dev/null || die "portcullis check rejected $TMP/proxy.toml"
-  PORTCULLIS_LOG="${PORTCULLIS_LOG:-warn}" setsid "$BIN" run --config "$TMP/proxy.toml" \
-    >"$TMP/portcullis.log" 2>&1 &
-  PIDS+=("$!"); PID_OF[portcullis]=$!
+  "$bin" check --config "$TMP/$target.toml" >/dev/null || die "$target check rejected $TMP/$target.toml"
+  PORTCULLIS_LOG="${PORTCULLIS_LOG:-warn}" setsid "$bin" run --config "$TMP/$target.toml" \
+    >"$TMP/$target.log" 2>&1 &
+  PIDS+=("$!"); PID_OF[$target]=$!
 }
 
 # wait_ready TARGET LOG: wait (up to 10 s) until TARGET answers PING.
@@ -361,6 +372,9 @@ write_meta() {
     printf 'haproxy\t%s (nbthread %s)\n' "$(haproxy -v | head -n1 | awk '{print $3}')" "$PROXY_THREADS"
     printf 'portcullis\t%s%s (worker_threads %s)\n' "$("$BIN" --version | awk '{print $2}')" \
       "${describe:+, git $describe}" "$PROXY_THREADS"
+    if [[ -n $BASELINE ]]; then
+      printf 'portcullis-base\t%s\n' "$BASELINE"
+    fi
     printf 'openssl\t%s\n' "$(openssl version | awk '{print $2}')"
     printf 'TLS negotiated\tredis %s; haproxy %s; portcullis %s\n' \
       "$(tls_summary redis-tls)" "$(tls_summary haproxy)" "$(tls_summary portcullis)"
@@ -383,15 +397,19 @@ main() {
 
   make_certs
   pick_ports
-  log "ports: redis ${PORT[redis]}, redis-tls ${PORT[redis-tls]}, haproxy ${PORT[haproxy]}, portcullis ${PORT[portcullis]}"
+  local target
+  log "ports: $(for target in "${TARGETS[@]}"; do printf '%s %s, ' "$target" "${PORT[$target]}"; done)"
   start_redis
   wait_ready redis "$TMP/redis.log"
   wait_ready redis-tls "$TMP/redis.log"
   start_haproxy
-  start_portcullis
+  start_portcullis portcullis "$BIN"
   wait_ready haproxy "$TMP/haproxy.log"
   wait_ready portcullis "$TMP/portcullis.log"
-  local target
+  if [[ -n $BASELINE ]]; then
+    start_portcullis portcullis-base "$BASELINE"
+    wait_ready portcullis-base "$TMP/portcullis-base.log"
+  fi
   for target in "${TARGETS[@]}"; do check_target "$target"; done
 
   write_meta
@@ -404,7 +422,8 @@ main() {
   cp "$TMP/results.tsv" "$RAW"
   echo
   python3 "$ROOT/benches/e2e_report.py" --results "$TMP/results.tsv" --cpu "$TMP/cpu.tsv" \
-    --scenarios "$TMP/scenarios.tsv" --meta "$TMP/meta.tsv" --rounds "$ROUNDS" --out "$REPORT"
+    --scenarios "$TMP/scenarios.tsv" --meta "$TMP/meta.tsv" --rounds "$ROUNDS" --out "$REPORT" \
+    --targets "${TARGETS[@]}"
   echo
   log "markdown written to ${REPORT#"$ROOT"/}, raw rows to ${RAW#"$ROOT"/}"
 }

@@ -26,14 +26,25 @@ import statistics
 import sys
 from collections import defaultdict
 
-# Column order of the tables; the plaintext row is only a reference.
+# Column order of the tables (set from --targets); the plaintext row is only a reference.
 TARGETS = ["redis", "redis-tls", "haproxy", "portcullis"]
 TARGET_TITLES = {
     "redis": "redis (plain)",
     "redis-tls": "redis TLS",
     "haproxy": "HAProxy",
     "portcullis": "portcullis",
+    "portcullis-base": "portcullis (baseline)",
 }
+# The columns of ratios: (numerator, denominator), when both ran.
+RATIOS = [("portcullis", "haproxy"), ("portcullis", "redis-tls"), ("portcullis", "portcullis-base")]
+
+
+def title(target):
+    return TARGET_TITLES.get(target, target)
+
+
+def ratios():
+    return [(a, b) for a, b in RATIOS if a in TARGETS and b in TARGETS]
 TESTS = ["SET", "GET"]
 
 
@@ -79,7 +90,7 @@ def render_cpu(scenarios, cpu):
         "divided by the requests; median of the rounds. The client's own CPU is not counted."
     )
     out.append("")
-    head = ["scenario"] + [TARGET_TITLES[t] for t in TARGETS]
+    head = ["scenario"] + [title(t) for t in TARGETS]
     out.append("| " + " | ".join(head) + " |")
     out.append("|---|" + "|".join(["--:"] * len(TARGETS)) + "|")
     for sc in scenarios:
@@ -143,8 +154,8 @@ def render(meta, scenarios, samples, rounds, cpu=None):
     out.append("")
 
     # Throughput.
-    head = ["scenario", "test", "n"] + [f"{TARGET_TITLES[t]} rps" for t in TARGETS]
-    head += ["portcullis / HAProxy", "portcullis / redis TLS"]
+    head = ["scenario", "test", "n"] + [f"{title(t)} rps" for t in TARGETS]
+    head += [f"{title(a)} / {title(b)}" for a, b in ratios()]
     out.append("### Throughput (requests/s)")
     out.append("")
     out.append("| " + " | ".join(head) + " |")
@@ -154,13 +165,12 @@ def render(meta, scenarios, samples, rounds, cpu=None):
             by_target = {t: samples.get((sc["id"], test, t), []) for t in TARGETS}
             row = [scenario_title(sc), test, f"{sc['requests']:,}"]
             row += [fmt_rps(by_target[t]) for t in TARGETS]
-            row += [fmt_ratio(by_target["portcullis"], by_target["haproxy"]),
-                    fmt_ratio(by_target["portcullis"], by_target["redis-tls"])]
+            row += [fmt_ratio(by_target[a], by_target[b]) for a, b in ratios()]
             out.append("| " + " | ".join(row) + " |")
     out.append("")
 
     # Latency.
-    head = ["scenario", "test"] + [TARGET_TITLES[t] for t in TARGETS]
+    head = ["scenario", "test"] + [title(t) for t in TARGETS]
     out.append("### Latency p50 / p99 (ms, as measured by redis-benchmark)")
     out.append("")
     out.append("| " + " | ".join(head) + " |")
@@ -184,7 +194,10 @@ def main():
     ap.add_argument("--cpu", help="CPU time per run (benches/e2e.sh's cpu.tsv)")
     ap.add_argument("--rounds", type=int, required=True)
     ap.add_argument("--out", help="also write the markdown here")
+    ap.add_argument("--targets", nargs="+", help="the targets, in column order")
     args = ap.parse_args()
+    if args.targets:
+        TARGETS[:] = args.targets
 
     scenarios = [
         {"id": f[0], "pipeline": f[1], "size": f[2], "requests": int(f[3])}
