@@ -93,7 +93,7 @@ fn requests_in(
         let Ok(RequestScan::Complete(len)) = scanner.scan(rest, false) else {
             panic!("scan at {pos}");
         };
-        let decided = session.decide(scanner.args(rest), users);
+        let decided = session.decide(scanner.args(rest), users, &Default::default());
         match decided.decision {
             Decision::Forward(kind) => {
                 up_out.extend_from_slice(&rest[..len]);

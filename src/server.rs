@@ -23,6 +23,7 @@ use crate::limits::{CapRefusal, ConnSlot};
 use crate::logsafe::Escaped;
 use crate::metrics::{self, Limit, Metrics};
 use crate::tls;
+use crate::upstream::{sentinel, Renames};
 
 /// Everything the proxy needs, built and checked before anything listens.
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ pub struct Prepared {
 pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     let live = build_live(config, &Rates::default(), 1)?;
     let reporter = Arc::new(Reporter::new(Arc::new(Metrics::new())));
-    set_cert_expiry(reporter.metrics(), &live.tls);
+    set_cert_expiry(reporter.metrics(), &live);
     Ok(Prepared {
         shared: Arc::new(Shared::new(live, reporter)),
     })
@@ -51,12 +52,20 @@ fn build_live(config: Config, previous: &Rates, generation: u64) -> Result<Live,
     let tls = tls::load_server(&config.tls)
         .map_err(|e| errors.push(e.to_string()))
         .ok();
+    let upstream_tls = match &config.upstream.tls {
+        Some(settings) => tls::load_upstream(settings)
+            .map_err(|e| errors.push(e.to_string()))
+            .ok(),
+        None => None,
+    };
     match (users, tls) {
         (Some(users), Some(tls)) if errors.is_empty() => Ok(Live {
             rates: Arc::new(Rates::from_config_keeping(&config, previous)),
+            renames: Arc::new(Renames::new(&config.upstream.rename_commands)),
             config: Arc::new(config),
             users: Arc::new(users),
             tls,
+            upstream_tls,
             generation,
         }),
         _ => Err(errors),
@@ -97,12 +106,17 @@ pub fn reload(shared: &Shared, path: &Path) -> Result<Reloaded, Vec<String>> {
             old.worker_threads != new.worker_threads,
             "server.worker_threads",
         ),
+        (
+            std::mem::discriminant(&current.config.upstream.target)
+                != std::mem::discriminant(&live.config.upstream.target),
+            "upstream (address or [upstream.sentinel])",
+        ),
     ] {
         if changed {
             needs_restart.push(key);
         }
     }
-    set_cert_expiry(shared.reporter.metrics(), &live.tls);
+    set_cert_expiry(shared.reporter.metrics(), &live);
     let reloaded = Reloaded {
         generation: live.generation,
         users: live.users.len(),
@@ -140,12 +154,15 @@ fn reload_logged(shared: &Shared, path: &Path) {
 }
 
 /// Notes the notAfter of the server certificate and of the client CAs in force.
-fn set_cert_expiry(metrics: &Metrics, tls: &tls::ServerTls) {
-    if let Some(t) = tls.server_not_after {
+fn set_cert_expiry(metrics: &Metrics, live: &Live) {
+    if let Some(t) = live.tls.server_not_after {
         metrics.set_cert_expiry("server", t);
     }
-    if let Some(t) = tls.client_ca_not_after {
+    if let Some(t) = live.tls.client_ca_not_after {
         metrics.set_cert_expiry("client_ca", t);
+    }
+    if let Some(t) = live.upstream_tls.as_ref().and_then(|u| u.client_not_after) {
+        metrics.set_cert_expiry("upstream_client", t);
     }
 }
 
@@ -186,6 +203,7 @@ pub async fn run(
         }
     }
     let metrics_stop = CancellationToken::new();
+    watch_sentinels(&shared, metrics_stop.clone());
     if let Some(addr) = config.server.metrics_listen {
         let listener = bind(addr, "metrics").await?;
         let metrics = Arc::clone(shared.reporter.metrics());
@@ -226,12 +244,40 @@ pub async fn run(
     Ok(())
 }
 
-/// `/readyz`: the upstream accepts a connection within its connect timeout.
+/// `/readyz`: the upstream (the master, with Sentinel) accepts a connection
+/// within its connect timeout.
 async fn upstream_reachable(shared: &Shared) -> bool {
     let live = shared.live();
-    crate::upstream::connect(&live.config.upstream)
-        .await
-        .is_ok()
+    crate::upstream::connect(
+        &live.config.upstream,
+        live.upstream_tls.as_ref(),
+        &live.renames,
+        &shared.endpoints,
+    )
+    .await
+    .is_ok()
+}
+
+/// Follows the master the sentinels name, while the upstream is a Sentinel one.
+fn watch_sentinels(shared: &Arc<Shared>, stop: CancellationToken) {
+    if !matches!(
+        shared.live().config.upstream.target,
+        crate::config::UpstreamTarget::Sentinel(_)
+    ) {
+        return;
+    }
+    let view = {
+        let shared = Arc::clone(shared);
+        move || {
+            let live = shared.live();
+            sentinel::View {
+                settings: live.config.upstream.clone(),
+                tls: live.upstream_tls.clone(),
+                renames: (*live.renames).clone(),
+            }
+        }
+    };
+    tokio::spawn(sentinel::watch(Arc::clone(&shared.endpoints), view, stop));
 }
 
 async fn bind(addr: SocketAddr, kind: &str) -> std::io::Result<TcpListener> {

@@ -106,20 +106,27 @@ pub enum ConfigError {
         /// The earlier listener's key.
         other: &'static str,
     },
-    /// Both `upstream.password` and `upstream.password_file`.
-    #[error("upstream: set either password or password_file, not both")]
-    PasswordTwice,
-    /// `upstream.password_file` could not be read.
-    #[error("upstream.password_file: cannot read {}: {source}", .path.display())]
+    /// Both `password` and `password_file` in one section.
+    #[error("{section}: set either password or password_file, not both")]
+    PasswordTwice {
+        /// `upstream` or `upstream.sentinel`.
+        section: &'static str,
+    },
+    /// A `password_file` could not be read.
+    #[error("{section}.password_file: cannot read {}: {source}", .path.display())]
     PasswordFile {
+        /// `upstream` or `upstream.sentinel`.
+        section: &'static str,
         /// The resolved path.
         path: PathBuf,
         /// Why reading failed.
         source: io::Error,
     },
-    /// `upstream.password_file` holds nothing but a newline, or nothing.
-    #[error("upstream.password_file: {} is empty", .path.display())]
+    /// A `password_file` holds nothing but a newline, or nothing.
+    #[error("{section}.password_file: {} is empty", .path.display())]
     PasswordFileEmpty {
+        /// `upstream` or `upstream.sentinel`.
+        section: &'static str,
         /// The resolved path.
         path: PathBuf,
     },
@@ -130,6 +137,14 @@ pub enum ConfigError {
         key: String,
         /// The name as written.
         name: String,
+    },
+    /// A value that breaks a rule of its own, said in a sentence.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The key, e.g. `upstream.rename_commands.CONFIG`.
+        key: String,
+        /// What is wrong.
+        reason: String,
     },
     /// Two `[[users]]` entries with the same name.
     #[error("users[{index}]: duplicate user name {name:?}")]

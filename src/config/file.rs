@@ -54,11 +54,57 @@ pub(crate) struct FileTls {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileUpstream {
-    pub address: String,
+    pub address: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub password_file: Option<String>,
     pub connect_timeout_ms: Option<u64>,
+    /// Sorted by key, so errors come out in a stable order.
+    pub rename_commands: Option<BTreeMap<String, String>>,
+    pub tls: Option<FileUpstreamTls>,
+    pub sentinel: Option<FileSentinel>,
+    pub cluster: Option<FileCluster>,
+}
+
+/// `[upstream.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileUpstreamTls {
+    pub ca: String,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub server_name: Option<String>,
+}
+
+/// `[upstream.sentinel]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileSentinel {
+    pub master: String,
+    pub addresses: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<String>,
+}
+
+impl fmt::Debug for FileSentinel {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSentinel")
+            .field("master", &self.master)
+            .field("addresses", &self.addresses)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .finish()
+    }
+}
+
+/// `[upstream.cluster]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileCluster {
+    pub seeds: Vec<String>,
 }
 
 impl fmt::Debug for FileUpstream {
@@ -70,6 +116,10 @@ impl fmt::Debug for FileUpstream {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("password_file", &self.password_file)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("rename_commands", &self.rename_commands)
+            .field("tls", &self.tls)
+            .field("sentinel", &self.sentinel)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }

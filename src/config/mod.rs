@@ -13,6 +13,7 @@ mod keys;
 mod net;
 mod sections;
 mod types;
+mod upstream;
 mod validate;
 
 #[cfg(test)]

@@ -89,6 +89,17 @@ pub(crate) fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().to_canonical().is_loopback()
 }
 
+/// Checks that `value` has the form `host:port` (port not 0), without resolving it.
+pub(crate) fn host_port(key: &'static str, value: &str, errors: &mut Vec<ConfigError>) {
+    if !matches!(split_host_port(value), Some((_, port)) if port != 0) {
+        errors.push(ConfigError::BadAddress {
+            key,
+            value: value.to_owned(),
+            expected: "host:port",
+        });
+    }
+}
+
 /// Checks the form of `upstream.address` without resolving it.
 pub(crate) fn upstream_addr(
     value: &str,

@@ -85,14 +85,55 @@ pub enum TlsVersion {
 /// `[upstream]`.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
-    /// Where the upstream Redis listens.
-    pub address: UpstreamAddr,
+    /// Where the data servers are.
+    pub target: UpstreamTarget,
     /// Upstream `AUTH` user; `None` = password-only `AUTH` (or none).
     pub username: Option<String>,
     /// From `password` or the (trimmed of one trailing newline) contents of `password_file`.
     pub password: Option<String>,
     /// Deadline for connecting to the upstream.
     pub connect_timeout: Duration,
+    /// `[upstream.tls]`: TLS to every upstream server and sentinel.
+    pub tls: Option<UpstreamTlsSettings>,
+    /// `rename_commands`: a command's real name (lowercase) -> the upstream's
+    /// name for it (`""`: the upstream does not have it).
+    pub rename_commands: std::collections::BTreeMap<String, String>,
+}
+
+/// Where the data servers are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// `address`: one standalone Redis.
+    Address(UpstreamAddr),
+    /// `[upstream.sentinel]`: the master the sentinels name.
+    Sentinel(SentinelSettings),
+}
+
+/// `[upstream.sentinel]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelSettings {
+    /// The master's name in the sentinels' configuration.
+    pub master: String,
+    /// The sentinels, `host:port`, asked in this order.
+    pub addresses: Vec<String>,
+    /// The sentinels' own `AUTH` user, if any.
+    pub username: Option<String>,
+    /// The sentinels' own `AUTH` password, if any.
+    pub password: Option<String>,
+}
+
+/// `[upstream.tls]`. Paths are resolved against the config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTlsSettings {
+    /// CA bundle that signs the upstream servers' certificates.
+    pub ca: PathBuf,
+    /// Client certificate chain, for servers with `tls-auth-clients yes`.
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+    /// The name every server's certificate is verified against (and SNI);
+    /// `None`: the host part of each address.
+    pub server_name: Option<String>,
 }
 
 /// Where the upstream Redis listens.

@@ -6,22 +6,18 @@
 //! Certificates, keys and the acl file are not read here (the TLS and ACL
 //! modules do that).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::file::{FileConfig, FileServer, FileTls, FileUpstream, Secret};
+use super::file::{FileConfig, FileServer, FileTls};
 use super::keys::{nonzero, path_key};
 use super::net;
 use super::sections;
-use super::types::{
-    ClientAuth, Config, ServerSettings, TlsSettings, TlsVersion, UpstreamAddr, UpstreamSettings,
-};
+use super::types::{ClientAuth, Config, ServerSettings, TlsSettings, TlsVersion};
 
 /// Default `server.shutdown_grace_s`.
 const DEFAULT_SHUTDOWN_GRACE_S: u64 = 30;
-/// Default `upstream.connect_timeout_ms`.
-const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 
 /// Turns the parsed file into a [`Config`], or every problem found.
 pub(crate) fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigErrors> {
@@ -29,7 +25,7 @@ pub(crate) fn validate(file: FileConfig, path: &Path) -> Result<Config, ConfigEr
     let mut errors = Vec::new();
     let server = server(&file.server, &mut errors);
     let tls = tls(&file.tls, base, &mut errors);
-    let upstream = upstream(&file.upstream, base, &mut errors);
+    let upstream = super::upstream::upstream(&file.upstream, base, &mut errors);
     let auth = sections::auth(file.auth, base, &mut errors);
     let limits = sections::limits(&file.limits, &mut errors);
     let users = sections::users(file.users, &mut errors);
@@ -190,84 +186,5 @@ fn tls(file: &FileTls, base: &Path, errors: &mut Vec<ConfigError>) -> TlsSetting
         client_auth,
         crl,
         min_version,
-    }
-}
-
-fn upstream(file: &FileUpstream, base: &Path, errors: &mut Vec<ConfigError>) -> UpstreamSettings {
-    let address = net::upstream_addr(&file.address, base, errors)
-        .unwrap_or_else(|| UpstreamAddr::Tcp(String::new()));
-
-    if file.username.as_deref() == Some("") {
-        errors.push(ConfigError::Empty {
-            key: "upstream.username".to_owned(),
-        });
-    }
-
-    let password = match (&file.password, &file.password_file) {
-        (Some(_), Some(_)) => {
-            errors.push(ConfigError::PasswordTwice);
-            None
-        }
-        (Some(Secret(password)), None) => {
-            if password.is_empty() {
-                errors.push(ConfigError::Empty {
-                    key: "upstream.password".to_owned(),
-                });
-            }
-            Some(password.clone())
-        }
-        (None, Some(file)) => {
-            let path = path_key("upstream.password_file", file, base, errors);
-            if file.is_empty() {
-                None
-            } else {
-                read_password_file(path, errors)
-            }
-        }
-        (None, None) => {
-            if file.username.is_some() {
-                errors.push(ConfigError::Requires {
-                    setting: "upstream.username".to_owned(),
-                    needs: "upstream.password or upstream.password_file",
-                });
-            }
-            None
-        }
-    };
-
-    let timeout_ms = nonzero(
-        "upstream.connect_timeout_ms",
-        file.connect_timeout_ms,
-        DEFAULT_CONNECT_TIMEOUT_MS,
-        errors,
-    );
-
-    UpstreamSettings {
-        address,
-        username: file.username.clone(),
-        password,
-        connect_timeout: Duration::from_millis(timeout_ms),
-    }
-}
-
-/// Reads the upstream password: the whole file minus one trailing newline.
-fn read_password_file(path: PathBuf, errors: &mut Vec<ConfigError>) -> Option<String> {
-    match std::fs::read_to_string(&path) {
-        Ok(mut text) => {
-            if text.ends_with("\r\n") {
-                text.truncate(text.len() - 2);
-            } else if text.ends_with('\n') {
-                text.truncate(text.len() - 1);
-            }
-            if text.is_empty() {
-                errors.push(ConfigError::PasswordFileEmpty { path });
-                return None;
-            }
-            Some(text)
-        }
-        Err(source) => {
-            errors.push(ConfigError::PasswordFile { path, source });
-            None
-        }
     }
 }

@@ -102,7 +102,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 continue;
             }
             let args = self.scanner.args(&self.client.rx.inbuf[pos..]);
-            let decided = self.session.decide(args, &users);
+            let decided = self.session.decide(args, &users, &self.live.renames);
             let command = pos..pos + len;
             pos += len;
             self.settle(decided, command, &mut upstream_failed).await;
@@ -312,7 +312,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             });
             return Some(held);
         }
-        let decided = self.session.decide(early.args(), users);
+        let decided = self.session.decide(early.args(), users, &self.live.renames);
         let own_bytes = matches!(decided.decision, Decision::Forward(_));
         let forwarded = self.settle(decided, pos..pos + held, upstream_failed).await;
         self.scanner.reset();
@@ -364,19 +364,31 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             }
             return false;
         }
+        let renames = &self.live.renames;
         if let Some(setname) = self.session.take_pending_name() {
-            self.link.send(&setname);
+            let renamed = renames.rewrite(&setname, None);
+            self.link.send(renamed.as_deref().unwrap_or(&setname));
             self.slots.push_upstream(SlotKind::Plain, Emit::Drop);
         }
         match &bytes {
-            Some(b) => self.link.send(b),
-            None => self.link.send(&self.client.rx.inbuf[command]),
+            Some(b) => {
+                let renamed = renames.rewrite(b, None);
+                self.link.send(renamed.as_deref().unwrap_or(b));
+            }
+            None => {
+                let own = &self.client.rx.inbuf[command.clone()];
+                let args = self.scanner.args(&self.client.rx.inbuf[command.start..]);
+                let renamed = renames.rewrite(own, Some(args));
+                self.link.send(renamed.as_deref().unwrap_or(own));
+            }
         }
         self.slots
             .push_upstream(kind, if suppress { Emit::Drop } else { emit });
         if kind == SlotKind::Reset {
             // RESET also logs the upstream connection out: log the proxy back in.
-            if let Some(auth) = upstream::auth_command(&self.live.config.upstream) {
+            if let Some(auth) =
+                upstream::auth_command(&self.live.config.upstream, &self.live.renames)
+            {
                 self.link.send(&auth);
                 self.slots.push_upstream(SlotKind::Plain, Emit::Drop);
             }
@@ -386,10 +398,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
 
     /// Opens the upstream link; false (and a WARN line) when it cannot be.
     async fn open_link(&mut self) -> bool {
-        let opened = self
-            .link
-            .open(&self.live.config.upstream, &self.shared.clients, &self.card)
-            .await;
+        let opened = self.link.open(&self.live, &self.shared, &self.card).await;
         match opened {
             Ok(()) => true,
             Err(e) => {

@@ -33,12 +33,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, UpstreamAddr};
+use crate::config::{Config, UpstreamAddr, UpstreamTarget};
 use crate::logsafe::Escaped;
 use crate::metrics::Limit;
 use crate::resp::request::{RequestScanner, ScanLimits};
+use crate::upstream::Endpoint;
 use client_lines::{ClientCard, ClientLines};
 use idle::IdleClock;
 pub use io::refuse;
@@ -116,6 +118,7 @@ pub async fn serve<S>(
         .with_audit(audit)
         .with_admission(Arc::clone(&shared.admission), user_slot);
     let mut conn = Conn {
+        master: shared.endpoints.watch(),
         scanner: RequestScanner::new(ScanLimits::from(&live.config.limits)),
         idle: IdleClock::new(live.config.limits.idle_timeout),
         card_user: start_user.as_ref().map_or(0, |u| Arc::as_ptr(u) as usize),
@@ -160,9 +163,11 @@ fn client_lines(shared: &Shared, config: &Config, card: &Arc<ClientCard>) -> Cli
         own: Arc::clone(card),
         directory: Arc::clone(&shared.clients),
         upstream_users: vec![upstream.username.clone().unwrap_or("default".into())],
-        upstream_socket: match &upstream.address {
-            UpstreamAddr::Unix(path) => Some(format!("{}:0", path.display())),
-            UpstreamAddr::Tcp(_) => None,
+        upstream_socket: match &upstream.target {
+            UpstreamTarget::Address(UpstreamAddr::Unix(path)) => {
+                Some(format!("{}:0", path.display()))
+            }
+            _ => None,
         },
     }
 }
@@ -190,6 +195,8 @@ struct Conn<S> {
     phase: Phase,
     /// A command waits in the input for replies on their way ([`commands`]).
     held: bool,
+    /// The master Sentinel names (never changes with a fixed address).
+    master: watch::Receiver<Option<Endpoint>>,
 }
 
 /// What woke the connection task.
@@ -198,6 +205,7 @@ enum Event {
     Link(LinkIo),
     ClientRead(std::io::Result<usize>),
     PauseOver,
+    MasterChanged(bool),
     IdleCheck,
     Reloaded,
     Drain,
@@ -232,6 +240,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 r = self.client.rx.read(), if read_client => Event::ClientRead(r),
                 () = self.throttle.pause_over(), if paused => Event::PauseOver,
                 () = self.idle.fired(), if idle => Event::IdleCheck,
+                r = self.master.changed() => Event::MasterChanged(r.is_ok()),
                 () = &mut reloaded => Event::Reloaded,
                 () = &mut drain, if !draining => Event::Drain,
                 () = &mut abort => Event::Abort,
@@ -251,6 +260,16 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 Event::Link(LinkIo::Read) => self.route_replies().await,
                 Event::Link(LinkIo::Lost(why)) => self.close(Close::UpstreamLost(why.to_string())),
                 Event::PauseOver => self.resume().await,
+                Event::MasterChanged(true) => {
+                    let master = self.master.borrow_and_update().clone();
+                    if self.link.outdated(master.as_ref()) {
+                        self.close(Close::UpstreamLost(
+                            "the upstream master changed (Sentinel failover)".into(),
+                        ));
+                    }
+                }
+                // The sender lives as long as the process.
+                Event::MasterChanged(false) => {}
                 Event::IdleCheck => {
                     if self.idle.expired() {
                         self.close(Close::Idle);

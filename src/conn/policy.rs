@@ -8,6 +8,7 @@ use crate::command::{flags, resolve, CommandSpec, Resolved, Role};
 use crate::resp::encode::{c_str, error_byte, is_keyword};
 use crate::resp::num::string2ll;
 use crate::resp::request::Args;
+use crate::upstream::Renames;
 
 /// Why a command is answered by the proxy instead of being run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +40,20 @@ pub enum CommandCheck {
     Refuse(Refusal, Option<&'static CommandSpec>),
 }
 
-/// Checks `args` for `user` (`None` = unauthenticated).
+/// Checks `args` for `user` (`None` = unauthenticated); a command the upstream
+/// does not have (`rename_commands` to `""`) is an unknown command.
 pub fn check_command(
     args: Args<'_>,
     user: Option<&User>,
+    renames: &Renames,
     scratch: &mut CheckScratch,
 ) -> CommandCheck {
     let name = args.get(0).unwrap_or_default();
     let cmd = match resolve(name, args.get(1)) {
+        Resolved::Found(cmd) if renames.missing(cmd) => {
+            let reply = unknown_reply(&Resolved::UnknownCommand, args);
+            return CommandCheck::Refuse(Refusal::Error(reply), None);
+        }
         Resolved::Found(cmd) => cmd,
         other => {
             if user.is_some_and(User::allows_unknown_commands) {
@@ -176,6 +183,7 @@ mod tests {
         check_command(
             s.args(buf.as_bytes()),
             user.as_ref(),
+            &Renames::default(),
             &mut CheckScratch::default(),
         )
     }

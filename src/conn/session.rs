@@ -22,6 +22,7 @@ use crate::command::{CommandSpec, Role};
 use crate::limits::{Admission, UserSlot};
 use crate::resp::encode::is_keyword;
 use crate::resp::request::Args;
+use crate::upstream::Renames;
 
 /// `DISCARD`, sent instead of a dirty `EXEC`.
 const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
@@ -207,21 +208,29 @@ impl Session {
         self.user(users).is_some()
     }
 
-    /// Decides what `args` becomes, updating the session.
-    pub fn decide(&mut self, args: Args<'_>, users: &Users) -> Decided {
+    /// Decides what `args` becomes, updating the session; `renames` says which
+    /// commands the upstream does not have.
+    pub fn decide(&mut self, args: Args<'_>, users: &Users, renames: &Renames) -> Decided {
         let skip_this = std::mem::take(&mut self.skip_next);
         let mut suppress = skip_this || self.reply_off;
-        let decision = self.decide_inner(args, users, &mut suppress);
+        let decision = self.decide_inner(args, users, renames, &mut suppress);
         Decided { decision, suppress }
     }
 
-    fn decide_inner(&mut self, args: Args<'_>, users: &Users, suppress: &mut bool) -> Decision {
+    fn decide_inner(
+        &mut self,
+        args: Args<'_>,
+        users: &Users,
+        renames: &Renames,
+        suppress: &mut bool,
+    ) -> Decision {
         if args.is_empty() {
             return Decision::Nothing;
         }
         let user = self.user.as_ref().or_else(|| users.implicit_default());
         let authed = user.is_some();
-        let cmd = match policy::check_command(args, user.map(|u| &**u), &mut self.scratch) {
+        let cmd = match policy::check_command(args, user.map(|u| &**u), renames, &mut self.scratch)
+        {
             CommandCheck::Pass(cmd) => cmd,
             CommandCheck::ForwardUnknown => return Decision::Forward(SlotKind::Plain),
             CommandCheck::Refuse(refusal, cmd) => {

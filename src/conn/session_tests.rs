@@ -34,7 +34,7 @@ fn run(session: &mut Session, users: &Users, script: &str) -> Vec<Decided> {
         let buf = format!("{line}\r\n");
         match scanner.scan(buf.as_bytes(), false) {
             Ok(RequestScan::Complete(_)) => {
-                out.push(session.decide(scanner.args(buf.as_bytes()), users));
+                out.push(session.decide(scanner.args(buf.as_bytes()), users, &Default::default()));
             }
             other => panic!("{line}: {other:?}"),
         }
@@ -193,7 +193,7 @@ fn error_texts_stop_at_nul_like_c() {
     let mut pos = 0;
     let mut got = Vec::new();
     while let Ok(RequestScan::Complete(n)) = scanner.scan(&buf[pos..], false) {
-        got.push(s.decide(scanner.args(&buf[pos..]), &u));
+        got.push(s.decide(scanner.args(&buf[pos..]), &u, &Default::default()));
         pos += n;
     }
     assert_eq!(

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::limits::rate::Rates;
 use crate::limits::report::Reporter;
 use crate::limits::Admission;
+use crate::upstream::{Endpoints, Renames};
 
 /// One configuration generation: what a reload (SIGHUP) replaces whole.
 #[derive(Debug)]
@@ -30,6 +31,10 @@ pub struct Live {
     pub rates: Arc<Rates>,
     /// The rustls configuration new handshakes use, and its certificates' expiry.
     pub tls: crate::tls::ServerTls,
+    /// `[upstream.tls]`, loaded: what new upstream connections use.
+    pub upstream_tls: Option<crate::tls::UpstreamTls>,
+    /// The upstream's names for renamed commands.
+    pub renames: Arc<Renames>,
     /// 1 at startup, +1 per successful reload.
     pub generation: u64,
 }
@@ -49,6 +54,8 @@ pub struct Shared {
     pub reporter: Arc<Reporter>,
     /// Every upstream connection and the client behind it (`CLIENT LIST`).
     pub clients: Arc<ClientDirectory>,
+    /// The master Sentinel names (unused with a fixed upstream address).
+    pub endpoints: Arc<Endpoints>,
 }
 
 impl Shared {
@@ -59,6 +66,7 @@ impl Shared {
             reloaded: Notify::new(),
             acl_log: Arc::default(),
             admission: Arc::default(),
+            endpoints: Arc::new(Endpoints::new(Some(Arc::clone(reporter.metrics())))),
             reporter,
             clients: Arc::default(),
         }

@@ -13,11 +13,14 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use tokio::io::{ReadHalf, WriteHalf};
 
-use super::client_lines::{ClientCard, ClientDirectory, Listed};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::client_lines::{ClientCard, Listed};
 use super::io::{read_into, shrink, write_some};
-use crate::config::UpstreamSettings;
+use super::shared::{Live, Shared};
+use crate::config::UpstreamTarget;
 use crate::resp::reply::{ReplyError, ReplyScan, ReplyScanner};
-use crate::upstream::{self, UpstreamError, UpstreamStream};
+use crate::upstream::{self, Endpoint, Endpoints, UpstreamError, UpstreamStream};
 
 /// A partial reply frame this large is sent on before it is complete.
 const STREAM_MIN: usize = 64 * 1024;
@@ -80,6 +83,12 @@ pub struct UpstreamLink {
     scanner: ReplyScanner,
     /// The front of `input` continues a frame whose start was already delivered.
     mid_frame: bool,
+    /// Written since the last flush (TLS holds records back until flushed).
+    unflushed: bool,
+    /// The master's generation the connection was opened to (Sentinel).
+    generation: u64,
+    /// With Sentinel: told when the master answers `-READONLY`.
+    endpoints: Option<Arc<Endpoints>>,
 }
 
 #[derive(Debug)]
@@ -99,6 +108,9 @@ impl UpstreamLink {
             input: BytesMut::new(),
             scanner: ReplyScanner::new(),
             mid_frame: false,
+            unflushed: false,
+            generation: 0,
+            endpoints: None,
         }
     }
 
@@ -107,19 +119,30 @@ impl UpstreamLink {
         self.conn.is_some()
     }
 
-    /// Opens the connection (with the proxy's upstream `AUTH`) and lists it in
-    /// `directory` as serving `card`.
+    /// Opens the connection (to the master, with Sentinel; with the proxy's
+    /// upstream `AUTH`) and lists it in the client directory as serving `card`.
     pub async fn open(
         &mut self,
-        settings: &UpstreamSettings,
-        directory: &Arc<ClientDirectory>,
+        live: &Live,
+        shared: &Shared,
         card: &Arc<ClientCard>,
     ) -> Result<(), UpstreamError> {
-        let connected = upstream::connect(settings).await?;
+        let settings = &live.config.upstream;
+        let (connected, generation) = upstream::connect(
+            settings,
+            live.upstream_tls.as_ref(),
+            &live.renames,
+            &shared.endpoints,
+        )
+        .await?;
         let (r, w) = tokio::io::split(connected.stream);
         let listed = connected
             .client_id
-            .map(|id| directory.list(id, Arc::clone(card)));
+            .map(|id| shared.clients.list(id, Arc::clone(card)));
+        self.generation = generation;
+        self.endpoints = matches!(settings.target, UpstreamTarget::Sentinel(_))
+            .then(|| Arc::clone(&shared.endpoints));
+        self.unflushed = false;
         self.conn = Some(Open {
             r,
             w,
@@ -150,7 +173,15 @@ impl UpstreamLink {
     /// True when [`UpstreamLink::io`] has something to do (`read`: the client
     /// takes replies now).
     pub fn wants_io(&self, read: bool) -> bool {
-        self.conn.is_some() && (read || !self.out.is_empty())
+        self.conn.is_some() && (read || !self.out.is_empty() || self.unflushed)
+    }
+
+    /// True while open to a master that is no longer the one `current` is
+    /// (Sentinel moved on: this connection's server-side state is on the old one).
+    pub fn outdated(&self, current: Option<&Endpoint>) -> bool {
+        self.conn.is_some()
+            && self.endpoints.is_some()
+            && current.is_some_and(|m| m.generation != self.generation)
     }
 
     /// One turn of I/O: writes queued commands, or (`read`) reads replies.
@@ -158,14 +189,11 @@ impl UpstreamLink {
         let Some(conn) = self.conn.as_mut() else {
             return std::future::pending().await;
         };
-        let write = !self.out.is_empty();
+        let write = !self.out.is_empty() || self.unflushed;
         tokio::select! {
             biased;
-            r = write_some(&mut conn.w, &mut self.out), if write => match r {
-                Ok(()) => {
-                    shrink(&mut self.out);
-                    LinkIo::Wrote
-                }
+            r = pump(&mut conn.w, &mut self.out, &mut self.unflushed), if write => match r {
+                Ok(()) => LinkIo::Wrote,
                 Err(e) => LinkIo::Lost(e.into()),
             },
             r = read_into(&mut conn.r, &mut self.input), if read => match r {
@@ -184,6 +212,12 @@ impl UpstreamLink {
             match self.scanner.scan(&self.input)? {
                 ReplyScan::Complete { len } => {
                     let ty = self.scanner.frame_type().unwrap_or(0);
+                    if ty == b'-' && self.input.starts_with(b"-READONLY") {
+                        // Sentinel's master is a replica now: find the new one.
+                        if let Some(endpoints) = &self.endpoints {
+                            endpoints.request_discovery();
+                        }
+                    }
                     sink.frame(&self.input[..len], ty, self.mid_frame)
                         .map_err(|_| LinkLost::Desync)?;
                     self.input.advance(len);
@@ -211,5 +245,23 @@ impl UpstreamLink {
         self.out.clear();
         self.input.clear();
         self.mid_frame = false;
+        self.unflushed = false;
     }
+}
+
+/// Writes some of `out`, or flushes once it is all written.
+async fn pump<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    out: &mut BytesMut,
+    unflushed: &mut bool,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        w.flush().await?;
+        *unflushed = false;
+        return Ok(());
+    }
+    write_some(w, out).await?;
+    *unflushed = true;
+    shrink(out);
+    Ok(())
 }

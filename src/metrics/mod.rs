@@ -56,6 +56,7 @@ pub struct Metrics {
     command_counters: RwLock<HashMap<Box<str>, [Counter; CommandResult::ALL.len()]>>,
     auth_failures: Counter,
     upstream_connect_errors: Counter,
+    upstream_failovers: Counter,
     command_duration: Histogram,
     reloads_ok: Counter,
     reloads_failed: Counter,
@@ -123,6 +124,13 @@ impl Metrics {
             upstream_connect_errors.clone(),
         );
 
+        let upstream_failovers = Counter::default();
+        registry.register(
+            "portcullis_upstream_failovers",
+            "New upstream masters (or slot owners) taken into use",
+            upstream_failovers.clone(),
+        );
+
         let command_duration = Histogram::new(latency_buckets());
         registry.register_with_unit(
             "portcullis_command_duration",
@@ -158,6 +166,7 @@ impl Metrics {
             command_counters: RwLock::default(),
             auth_failures,
             upstream_connect_errors,
+            upstream_failovers,
             command_duration,
             reloads_ok,
             reloads_failed,
@@ -251,6 +260,11 @@ impl Metrics {
     }
 
     /// Counts a failed upstream connection attempt in
+    /// `portcullis_upstream_failovers_total`: another master taken into use.
+    pub fn upstream_failover(&self) {
+        self.upstream_failovers.inc();
+    }
+
     /// `portcullis_upstream_connect_errors_total`.
     pub fn upstream_connect_error(&self) {
         self.upstream_connect_errors.inc();

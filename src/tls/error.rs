@@ -36,9 +36,11 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
-    /// The server certificate cannot be parsed.
-    #[error("tls.cert: bad certificate in {}: {reason}", path.display())]
+    /// A certificate of ours cannot be parsed.
+    #[error("{key}: bad certificate in {}: {reason}", path.display())]
     BadCertificate {
+        /// The configuration key (`tls.cert`, `upstream.tls.cert`).
+        key: &'static str,
         /// The certificate file.
         path: PathBuf,
         /// What is wrong with it.
@@ -46,16 +48,20 @@ pub enum TlsError {
     },
     /// The key file holds no private key block.
     #[error(
-        "tls.key: no private key found in {} (expected a PKCS#8, PKCS#1 or SEC1 PEM key)",
+        "{key}: no private key found in {} (expected a PKCS#8, PKCS#1 or SEC1 PEM key)",
         path.display()
     )]
     NoKey {
+        /// The configuration key (`tls.key`, `upstream.tls.key`).
+        key: &'static str,
         /// The key file.
         path: PathBuf,
     },
     /// The private key cannot be used.
-    #[error("tls.key: unusable private key in {}: {reason}", path.display())]
+    #[error("{key}: unusable private key in {}: {reason}", path.display())]
     BadKey {
+        /// The configuration key (`tls.key`, `upstream.tls.key`).
+        key: &'static str,
         /// The key file.
         path: PathBuf,
         /// What is wrong with it.
@@ -63,19 +69,23 @@ pub enum TlsError {
     },
     /// The private key is not the one of the certificate.
     #[error(
-        "tls.key: private key in {} does not match the certificate in {}",
+        "{setting}: private key in {} does not match the certificate in {}",
         key.display(),
         cert.display()
     )]
     KeyMismatch {
+        /// The configuration key (`tls.key`, `upstream.tls.key`).
+        setting: &'static str,
         /// The key file.
         key: PathBuf,
         /// The certificate file.
         cert: PathBuf,
     },
-    /// The client CA bundle holds a certificate that cannot be a trust anchor.
-    #[error("tls.client_ca: bad CA bundle {}: {reason}", path.display())]
+    /// A CA bundle holds a certificate that cannot be a trust anchor.
+    #[error("{key}: bad CA bundle {}: {reason}", path.display())]
     BadCaBundle {
+        /// The configuration key (`tls.client_ca`, `upstream.tls.ca`).
+        key: &'static str,
         /// The CA bundle file.
         path: PathBuf,
         /// What is wrong with it.
@@ -109,7 +119,7 @@ impl TlsError {
                 path,
                 reason: io_reason(&e),
             },
-            Pem::NoItemsFound if key == "tls.key" => TlsError::NoKey { path },
+            Pem::NoItemsFound if key.ends_with(".key") => TlsError::NoKey { key, path },
             Pem::NoItemsFound if key == "tls.crl" => TlsError::BadCrl {
                 path,
                 reason: "no X509 CRL block found".into(),

@@ -6,6 +6,7 @@
 //! the verified client certificate says about its holder and picks the user name
 //! that the connection task (`conn`) authenticates as.
 
+mod client;
 mod error;
 mod identity;
 
@@ -21,6 +22,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 use crate::config::{ClientAuth, TlsSettings, TlsVersion};
 
+pub use client::{load_upstream, UpstreamTls};
 pub use error::TlsError;
 pub use identity::PeerIdentity;
 
@@ -57,9 +59,7 @@ pub fn load_server(s: &TlsSettings) -> Result<ServerTls, TlsError> {
     let provider = crypto_provider();
     let chain = read_certs("tls.cert", &s.cert)?;
     let server_not_after = earliest_not_after(&chain);
-    let key = PrivateKeyDer::from_pem_file(&s.key)
-        .map_err(|e| TlsError::from_pem("tls.key", &s.key, e))?;
-    let certified = certified_key(chain, key, s, &provider)?;
+    let certified = certified_key(&SERVER_FILES, chain, &s.cert, &s.key, &provider)?;
 
     let versions: &[&'static rustls::SupportedProtocolVersion] = match s.min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -73,10 +73,8 @@ pub fn load_server(s: &TlsSettings) -> Result<ServerTls, TlsError> {
     let builder = match (&s.client_ca, s.client_auth) {
         (None, _) | (Some(_), ClientAuth::None) => builder.with_no_client_auth(),
         (Some(ca), auth) => {
-            let cas = read_certs("tls.client_ca", ca)?;
-            client_ca_not_after = earliest_not_after(&cas);
-            let verifier =
-                client_verifier(ca, cas, &s.crl, auth == ClientAuth::Optional, &provider)?;
+            client_ca_not_after = earliest_not_after(&read_certs(SERVER_FILES.ca, ca)?);
+            let verifier = client_verifier(ca, &s.crl, auth == ClientAuth::Optional, &provider)?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -87,6 +85,23 @@ pub fn load_server(s: &TlsSettings) -> Result<ServerTls, TlsError> {
         client_ca_not_after,
     })
 }
+
+/// The configuration keys a TLS setup reads its files from (for error messages).
+pub(crate) struct TlsFiles {
+    /// The certificate chain.
+    cert: &'static str,
+    /// Its private key.
+    key: &'static str,
+    /// The CA bundle that verifies the peer.
+    ca: &'static str,
+}
+
+/// `[tls]`.
+const SERVER_FILES: TlsFiles = TlsFiles {
+    cert: "tls.cert",
+    key: "tls.key",
+    ca: "tls.client_ca",
+};
 
 /// The earliest notAfter (Unix seconds) among `certs`; `None` if none parses.
 fn earliest_not_after(certs: &[CertificateDer<'_>]) -> Option<i64> {
@@ -122,19 +137,24 @@ fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'stat
     Ok(certs)
 }
 
-/// Loads the key with the provider and checks it belongs to the end-entity certificate.
+/// Reads the key at `key_path` and checks it belongs to the end-entity
+/// certificate of `chain` (read from `cert_path`).
 fn certified_key(
+    files: &TlsFiles,
     chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    s: &TlsSettings,
+    cert_path: &Path,
+    key_path: &Path,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, TlsError> {
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| TlsError::from_pem(files.key, key_path, e))?;
     let signing_key =
         provider
             .key_provider
             .load_private_key(key)
             .map_err(|e| TlsError::BadKey {
-                path: s.key.clone(),
+                key: files.key,
+                path: key_path.to_path_buf(),
                 reason: e.to_string(),
             })?;
     let certified = CertifiedKey::new(chain, signing_key);
@@ -143,14 +163,29 @@ fn certified_key(
             Ok(certified)
         }
         Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch {
-            key: s.key.clone(),
-            cert: s.cert.clone(),
+            setting: files.key,
+            key: key_path.to_path_buf(),
+            cert: cert_path.to_path_buf(),
         }),
         Err(e) => Err(TlsError::BadCertificate {
-            path: s.cert.clone(),
+            key: files.cert,
+            path: cert_path.to_path_buf(),
             reason: certificate_problem(&e),
         }),
     }
+}
+
+/// The trust anchors of a CA bundle (read from `path`, configuration key `key`).
+fn roots(key: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for (index, cert) in read_certs(key, path)?.into_iter().enumerate() {
+        roots.add(cert).map_err(|e| TlsError::BadCaBundle {
+            key,
+            path: path.to_path_buf(),
+            reason: format!("certificate #{}: {}", index + 1, certificate_problem(&e)),
+        })?;
+    }
+    Ok(roots)
 }
 
 /// Says what is wrong with a certificate of ours (rustls words it as if it were a peer's).
@@ -164,23 +199,14 @@ fn certificate_problem(err: &rustls::Error) -> String {
     }
 }
 
-/// Builds the client-certificate verifier from the CA bundle `cas` (read from
-/// `ca`) and the CRL files.
+/// Builds the client-certificate verifier from the CA bundle `ca` and the CRL files.
 fn client_verifier(
     ca: &Path,
-    cas: Vec<CertificateDer<'static>>,
     crl_paths: &[std::path::PathBuf],
     optional: bool,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for (index, cert) in cas.into_iter().enumerate() {
-        roots.add(cert).map_err(|e| TlsError::BadCaBundle {
-            path: ca.to_path_buf(),
-            reason: format!("certificate #{}: {}", index + 1, certificate_problem(&e)),
-        })?;
-    }
-    let roots = Arc::new(roots);
+    let roots = Arc::new(roots(SERVER_FILES.ca, ca)?);
 
     let mut crls = Vec::new();
     for path in crl_paths {
@@ -202,6 +228,7 @@ fn client_verifier(
         builder = builder.allow_unauthenticated();
     }
     builder.build().map_err(|e| TlsError::BadCaBundle {
+        key: SERVER_FILES.ca,
         path: ca.to_path_buf(),
         reason: e.to_string(),
     })

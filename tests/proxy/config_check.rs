@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use portcullis::config::{self, ClientAuth, ConfigError, UpstreamAddr};
+use portcullis::config::{self, ClientAuth, ConfigError, UpstreamAddr, UpstreamTarget};
 
 #[test]
 fn shipped_proxy_toml_loads() {
@@ -58,8 +58,8 @@ password_file = "redis.pass"
     assert_eq!(config.path, path);
     assert_eq!(config.tls.cert, sub.join("tls/server.pem"));
     assert_eq!(
-        config.upstream.address,
-        UpstreamAddr::Unix(sub.join("run/redis.sock"))
+        config.upstream.target,
+        UpstreamTarget::Address(UpstreamAddr::Unix(sub.join("run/redis.sock")))
     );
     assert_eq!(config.upstream.password.as_deref(), Some("s3cret"));
     assert_eq!(config.tls.crl, Vec::<PathBuf>::new());

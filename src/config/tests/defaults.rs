@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::{
     CertUserField, ClientAuth, Limits, RateMode, RateSettings, TlsVersion, UpstreamAddr,
+    UpstreamTarget,
 };
 
 /// `s` as a socket address (test literals only).
@@ -34,8 +35,8 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.tls.min_version, TlsVersion::Tls12);
 
     assert_eq!(
-        c.upstream.address,
-        UpstreamAddr::Tcp("127.0.0.1:6379".into())
+        c.upstream.target,
+        UpstreamTarget::Address(UpstreamAddr::Tcp("127.0.0.1:6379".into()))
     );
     assert_eq!(c.upstream.username, None);
     assert_eq!(c.upstream.password, None);
@@ -181,7 +182,11 @@ fn upstream_forms() {
         ),
     ] {
         let c = ok(&doc(SERVER, TLS, &format!("address = \"{address}\""), ""));
-        assert_eq!(c.upstream.address, want, "{address}");
+        assert_eq!(
+            c.upstream.target,
+            UpstreamTarget::Address(want),
+            "{address}"
+        );
     }
 }
 
@@ -351,8 +356,8 @@ fn shipped_proxy_toml_is_valid() {
     assert_eq!(c.tls.client_ca, Some(PathBuf::from("certs/ca.pem")));
     assert_eq!(c.tls.client_auth, ClientAuth::Required);
     assert_eq!(
-        c.upstream.address,
-        UpstreamAddr::Tcp("127.0.0.1:6379".into())
+        c.upstream.target,
+        UpstreamTarget::Address(UpstreamAddr::Tcp("127.0.0.1:6379".into()))
     );
     assert_eq!(c.auth.cert_user, CertUserField::Cn);
     assert_eq!(c.users.len(), 1);

@@ -93,7 +93,6 @@ fn missing_required_keys() {
         (doc("", TLS, UPSTREAM, ""), "listen"),
         (doc(SERVER, "key = \"k\"", UPSTREAM, ""), "cert"),
         (doc(SERVER, "cert = \"c\"", UPSTREAM, ""), "key"),
-        (doc(SERVER, TLS, "username = \"u\"", ""), "address"),
         (with("[[users]]\nrules = \"on\""), "name"),
         (with("[[users]]\nname = \"a\""), "rules"),
         (
@@ -105,6 +104,22 @@ fn missing_required_keys() {
         assert!(e.starts_with("conf/p.toml:"), "{e}");
         assert!(e.ends_with(&format!(": missing field `{field}`")), "{e}");
     }
+}
+
+/// `address` is no longer required by the file's shape (a Sentinel or Cluster
+/// table may stand instead): its absence is a sentence naming the choice.
+#[test]
+fn an_upstream_needs_exactly_one_target() {
+    let e = located(&doc(SERVER, TLS, "connect_timeout_ms = 5", ""));
+    assert_eq!(
+        e,
+        ["upstream: set exactly one of address, [upstream.sentinel] and [upstream.cluster]"]
+    );
+    let both = "address = \"127.0.0.1:1\"\n[upstream.sentinel]\nmaster = \"m\"\naddresses = [\"127.0.0.1:2\"]";
+    assert_eq!(
+        located(&doc(SERVER, TLS, both, "")),
+        ["upstream: set exactly one of address, [upstream.sentinel] and [upstream.cluster]"]
+    );
 }
 
 #[test]
