@@ -16,5 +16,7 @@ mod metrics;
 mod protocol_limits;
 mod rate;
 mod reload;
+mod sentinel;
 mod stream;
 mod tls;
+mod upstream;

@@ -15,6 +15,7 @@ pub mod redis;
 pub mod resp;
 pub mod rng;
 pub mod same_stream;
+pub mod sentinel;
 pub mod words;
 
 pub use client::{

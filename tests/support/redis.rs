@@ -18,6 +18,8 @@ pub struct RedisServer {
     unix: Option<PathBuf>,
     extra: Vec<String>,
     dir: tempfile::TempDir,
+    /// Only a TLS port: readiness is read from the log alone.
+    tls_only: bool,
 }
 
 /// A loopback port that was free a moment ago (never 6379).
@@ -90,6 +92,27 @@ impl RedisServer {
         panic!("redis-server did not start on a free port; last log:\n{last_log}");
     }
 
+    /// Starts a redis-server that speaks only TLS, on a free loopback port
+    /// (`port`); `extra` names its certificate files (`--tls-cert-file` ...).
+    pub fn start_tls(extra: &[&str]) -> RedisServer {
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("tempdir for redis");
+            let port_arg = port.to_string();
+            let mut args = vec!["--port", "0", "--tls-port", port_arg.as_str()];
+            args.extend_from_slice(extra);
+            let mut server = Self::spawn(dir, port, None, &args);
+            server.tls_only = true;
+            if server.wait_ready(0) {
+                return server;
+            }
+            last_log = server.log();
+            server.kill();
+        }
+        panic!("TLS redis-server did not start; last log:\n{last_log}");
+    }
+
     /// Starts redis-server listening only on a unix socket in a temporary directory.
     pub fn start_unix() -> RedisServer {
         Self::start_unix_with(&[])
@@ -116,6 +139,7 @@ impl RedisServer {
             unix,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             dir,
+            tls_only: false,
         }
     }
 
@@ -157,7 +181,7 @@ impl RedisServer {
                 .log()
                 .get(log_from..)
                 .is_some_and(|l| l.to_ascii_lowercase().contains(READY_LINE));
-            if logged && self.ping() {
+            if logged && (self.tls_only || self.ping()) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -171,6 +195,11 @@ impl RedisServer {
             Some(socket) => UnixStream::connect(socket).map(ping).unwrap_or(false),
             None => TcpStream::connect(self.addr()).map(ping).unwrap_or(false),
         }
+    }
+
+    /// The directory it runs in (its log and any files it writes).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The server's log so far.

@@ -302,6 +302,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RespConn<S> {
         }
     }
 
+    /// Sends a command and reads its reply, reporting a broken connection.
+    pub async fn try_cmd(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
+        self.try_send_raw(&encode_command(args))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.try_read_reply().await
+    }
+
     /// Sends a command and reads its reply.
     pub async fn cmd(&mut self, args: &[&[u8]]) -> Reply {
         self.send(args).await;

@@ -38,14 +38,27 @@ pub struct SameStream {
     pub oracle: RedisServer,
     /// The proxy.
     pub proxy: Proxy,
+    /// The upstream's name for FLUSHALL (its redis.conf may rename it).
+    flushall: String,
 }
 
 impl SameStream {
     /// Starts both sides with `users` (`(name, rules)`, rules in proxy.toml
     /// syntax; each user also gets password `pw`) and `extra` proxy.toml text.
     pub async fn start(users: &[(&str, &str)], extra: &str) -> SameStream {
+        Self::start_upstream(users, extra, &[], "").await
+    }
+
+    /// Like [`SameStream::start`], the proxy's upstream started with
+    /// `upstream_args` and `upstream_keys` added to proxy.toml's `[upstream]`.
+    pub async fn start_upstream(
+        users: &[(&str, &str)],
+        extra: &str,
+        upstream_args: &[&str],
+        upstream_keys: &str,
+    ) -> SameStream {
         let pki = TestPki::new();
-        let upstream = RedisServer::start();
+        let upstream = RedisServer::start_with(upstream_args);
         let oracle = RedisServer::start();
         let mut toml = String::from(extra);
         for (name, rules) in users {
@@ -53,7 +66,9 @@ impl SameStream {
                 "\n[[users]]\nname = \"{name}\"\nrules = \"{rules} >pw\"\n"
             ));
         }
-        let proxy = Proxy::start(&base_config(&pki, &upstream.addr(), &toml), pki.dir());
+        let config = base_config(&pki, &upstream.addr(), &toml)
+            .replace("[upstream]\n", &format!("[upstream]\n{upstream_keys}\n"));
+        let proxy = Proxy::start(&config, pki.dir());
         let mut admin = RespConn::connect_tcp(&oracle.addr()).await.expect("oracle");
         for (name, rules) in users {
             let merged = portcullis::acl::rules::merge_selector_args(
@@ -81,11 +96,17 @@ impl SameStream {
             .cmd_str(&["ACL", "SETUSER", "default", "off"])
             .await
             .is_ok());
+        let flushall = upstream_args
+            .windows(3)
+            .find(|w| w[0] == "--rename-command" && w[1].eq_ignore_ascii_case("flushall"))
+            .map_or("FLUSHALL", |w| w[2])
+            .to_string();
         SameStream {
             pki,
             upstream,
             oracle,
             proxy,
+            flushall,
         }
     }
 
@@ -95,7 +116,7 @@ impl SameStream {
             .await
             .expect("upstream");
         for cmd in [
-            &["FLUSHALL"][..],
+            &[self.flushall.as_str()][..],
             &["SCRIPT", "FLUSH"],
             &["FUNCTION", "FLUSH"],
         ] {
