@@ -7,7 +7,7 @@
 //! [`RECHECK`] in any case.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,7 @@ use crate::tls::UpstreamTls;
 /// The sentinels are asked again this often even without an event.
 pub const RECHECK: Duration = Duration::from_secs(10);
 /// While no master is known, the sentinels are asked this often.
-const RETRY: Duration = Duration::from_millis(300);
+const RETRY: Duration = Duration::from_millis(100);
 
 /// What the watcher reads from the configuration in force, each time it asks.
 pub struct View {
@@ -48,12 +48,33 @@ pub async fn watch(
 ) {
     let mut subscribed: Option<UpstreamStream> = None;
     let mut next = 0;
+    // The master a `+switch-master` just named, confirmed: the sentinels that
+    // have not heard of the failover yet are not asked this turn.
+    let mut switched = false;
+    // The last "no master" WARN: one when it happens, then one a RECHECK.
+    let mut warned: Option<Instant> = None;
     loop {
         let current = view();
         let UpstreamTarget::Sentinel(sentinel) = &current.settings.target else {
             return;
         };
-        let known = discover(&current, sentinel, &endpoints).await;
+        let known = if std::mem::take(&mut switched) {
+            true
+        } else {
+            match discover(&current, sentinel, &endpoints).await {
+                Ok(()) => {
+                    warned = None;
+                    true
+                }
+                Err(why) => {
+                    if warned.is_none_or(|at| at.elapsed() >= RECHECK) {
+                        warn!(reason = %Escaped(&why), "no upstream master known");
+                        warned = Some(Instant::now());
+                    }
+                    false
+                }
+            }
+        };
         if subscribed.is_none() {
             subscribed = subscribe(&current, sentinel, &mut next).await;
         }
@@ -63,10 +84,20 @@ pub async fn watch(
             () = endpoints.discovery_requested() => {}
             () = tokio::time::sleep(pause) => {}
             event = switch_master(&mut subscribed, &sentinel.master) => {
-                if let Some(to) = event {
-                    info!(master = %Escaped(&sentinel.master), to = %Escaped(&to), "+switch-master");
-                } else {
+                let Some(to) = event else {
                     subscribed = None;
+                    continue;
+                };
+                info!(master = %Escaped(&sentinel.master), to = %Escaped(&to), "+switch-master");
+                // Straight to the new master: the event names it before every
+                // sentinel answers with it.
+                let addr = UpstreamAddr::Tcp(to);
+                let confirmed = connect_to(&addr, &current.settings, current.tls.as_ref(), &current.renames, true).await;
+                if confirmed.is_ok() {
+                    if endpoints.set_master(addr.clone()) {
+                        warn!(master = %label(&addr), "upstream failover: new connections go to the new master");
+                    }
+                    switched = true;
                 }
             }
         }
@@ -74,8 +105,12 @@ pub async fn watch(
 }
 
 /// Asks the sentinels in turn for the master, confirms it with `ROLE`, and
-/// puts it in force; true when a master is known afterwards.
-async fn discover(view: &View, sentinel: &SentinelSettings, endpoints: &Endpoints) -> bool {
+/// puts it in force; why none is known otherwise.
+async fn discover(
+    view: &View,
+    sentinel: &SentinelSettings,
+    endpoints: &Endpoints,
+) -> Result<(), String> {
     let mut why = String::from("no sentinel configured");
     for address in &sentinel.addresses {
         let addr = match ask(view, sentinel, address).await {
@@ -102,7 +137,7 @@ async fn discover(view: &View, sentinel: &SentinelSettings, endpoints: &Endpoint
                 if endpoints.set_master(addr.clone()) {
                     warn!(master = %label(&addr), "upstream failover: new connections go to the new master");
                 }
-                return true;
+                return Ok(());
             }
             Err(e) => why = e.to_string(),
         }
@@ -119,12 +154,11 @@ async fn discover(view: &View, sentinel: &SentinelSettings, endpoints: &Endpoint
         )
         .await;
         if still.is_ok() {
-            return true;
+            return Ok(());
         }
         endpoints.forget_master();
     }
-    warn!(reason = %Escaped(&why), "no upstream master known");
-    false
+    Err(why)
 }
 
 /// `SENTINEL GET-MASTER-ADDR-BY-NAME` on the sentinel at `address`.

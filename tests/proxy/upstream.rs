@@ -121,8 +121,9 @@ async fn tls_to_the_upstream_and_every_verification_failure() {
     let mut check = direct(&redis, &upki).await;
     for (what, tls, failure) in cases {
         let address = format!("address = {}\n", toml_str(&redis.addr()));
-        let config =
-            base_config(&pki, &redis.addr(), USERS).replace(&address, &format!("{address}{tls}\n"));
+        let server = "metrics_listen = \"127.0.0.1:0\"";
+        let config = base_config_with_server(&pki, &redis.addr(), server, USERS)
+            .replace(&address, &format!("{address}{tls}\n"));
         let dir = tempfile::tempdir().unwrap();
         let proxy = Proxy::start(&config, dir.path());
         let before = commands_processed(&check.cmd_str(&["INFO", "stats"]).await);
@@ -135,6 +136,15 @@ async fn tls_to_the_upstream_and_every_verification_failure() {
                 assert!(reply.is_ok(), "{what}: {reply:?}");
                 let got = check.cmd_str(&["GET", "tls:k"]).await;
                 assert_eq!(got.as_str(), Some(what));
+                // The client certificate's expiry is exported like the server's.
+                let sample =
+                    "portcullis_certificate_expiry_timestamp_seconds{cert=\"upstream_client\"}";
+                let expiry = scrape(&proxy, sample).await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64();
+                assert!(expiry > now, "{expiry}");
             }
             Some(reason) => {
                 assert_eq!(reply.error(), Some("ERR upstream unavailable"), "{what}");
