@@ -318,6 +318,10 @@ impl Session {
     /// forwarded (the upstream connection resets too) when authenticated.
     fn reset(&mut self, user: Option<Arc<User>>, users: &Users, suppress: &mut bool) -> Decision {
         let authed = user.is_some();
+        // Redis's RESET ends CLIENT REPLY OFF before it answers, but a SKIP
+        // that applies to RESET itself still hides its reply (SKIP is never
+        // set under OFF, so a hidden reply without OFF is a SKIP).
+        let skipped = *suppress && !self.reply_off;
         self.events.reset_from = user;
         self.pending_name = None;
         self.user = self.cert_user.clone();
@@ -325,7 +329,7 @@ impl Session {
         self.multi_dirty = false;
         self.reply_off = false;
         self.resp3 = false;
-        *suppress = false;
+        *suppress = skipped;
         self.reslot(users);
         if authed {
             Decision::Forward(SlotKind::Reset)

@@ -5,9 +5,9 @@
 //! scanner, so pushes stay where Redis put them) and compared byte for byte.
 //!
 //! Each conversation starts unauthenticated on a fresh connection with empty
-//! databases, and ends with a `RESET` whose `+RESET` marks the end of the
-//! replies (Redis answers RESET even under `CLIENT REPLY OFF`, in pub/sub mode
-//! and inside MULTI).
+//! databases, and ends with `PING`, `RESET` and an `ECHO` whose reply marks
+//! the end (RESET ends `CLIENT REPLY OFF`, pub/sub mode and MULTI; the PING
+//! takes a `CLIENT REPLY SKIP` that would hide RESET's reply).
 
 use std::time::Duration;
 
@@ -61,9 +61,12 @@ impl SameStream {
         let upstream = RedisServer::start_with(upstream_args);
         let oracle = RedisServer::start();
         let mut toml = String::from(extra);
+        let end_user = (END_USER, "on -@all +echo");
+        let users: Vec<(&str, &str)> = users.iter().copied().chain([end_user]).collect();
+        let users = users.as_slice();
         for (name, rules) in users {
             toml.push_str(&format!(
-                "\n[[users]]\nname = \"{name}\"\nrules = \"{rules} >pw\"\n"
+                "\n[[users]]\nname = \"{name}\"\nrules = \"{rules} >pw >end-pw\"\n"
             ));
         }
         let config = base_config(&pki, &upstream.addr(), &toml)
@@ -72,7 +75,7 @@ impl SameStream {
         let mut admin = RespConn::connect_tcp(&oracle.addr()).await.expect("oracle");
         for (name, rules) in users {
             let merged = portcullis::acl::rules::merge_selector_args(
-                rules.split_ascii_whitespace().chain([">pw"]),
+                rules.split_ascii_whitespace().chain([">pw", ">end-pw"]),
             )
             .expect("rules");
             let mut cmd: Vec<&[u8]> = vec![b"ACL", b"SETUSER", name.as_bytes(), b"reset"];
@@ -139,17 +142,17 @@ impl SameStream {
     }
 
     /// The reply frames of `commands` from the proxy and from the oracle, in
-    /// order, each as raw bytes (the closing `+RESET` left out).
+    /// order, each as raw bytes (the closing [`END`]'s replies left out).
     pub async fn replies(&self, commands: &[Command]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         self.flush().await;
-        let (stream, resets) = pipeline(commands);
+        let stream = pipeline(commands);
         let proxy = resp_tls(self.proxy.tls_addr(), &self.pki, Some("bob")).await;
         let oracle = TcpStream::connect(self.oracle.addr())
             .await
             .expect("oracle");
         let (p, o) = tokio::join!(
-            conversation(proxy.into_inner(), &stream, resets),
-            conversation(oracle, &stream, resets)
+            conversation(proxy.into_inner(), &stream),
+            conversation(oracle, &stream)
         );
         let show = |side: &str, r: Result<Vec<Vec<u8>>, String>| {
             r.unwrap_or_else(|e| panic!("{side}: {e}\nfor:\n{}", show_commands(commands)))
@@ -160,9 +163,9 @@ impl SameStream {
     /// The proxy's reply frames alone (where Redis is no reference).
     pub async fn proxy_replies(&self, commands: &[Command]) -> Vec<Vec<u8>> {
         self.flush().await;
-        let (stream, resets) = pipeline(commands);
+        let stream = pipeline(commands);
         let proxy = resp_tls(self.proxy.tls_addr(), &self.pki, Some("bob")).await;
-        conversation(proxy.into_inner(), &stream, resets)
+        conversation(proxy.into_inner(), &stream)
             .await
             .unwrap_or_else(|e| panic!("proxy: {e}\nfor:\n{}", show_commands(commands)))
     }
@@ -271,49 +274,71 @@ fn unsubscribe_in_name_order(frames: &mut [Vec<u8>]) {
     }
 }
 
-/// The commands and a closing `RESET` as one byte stream, and how many
-/// `+RESET` replies end it.
-fn pipeline(commands: &[Command]) -> (Vec<u8>, usize) {
-    let resets = commands.iter().filter(|c| is_reset(c)).count() + 1;
+/// The reply of the [`END`]'s `PING` (in RESP2, RESP3 or pub/sub mode).
+fn is_end_ping(frame: &[u8]) -> bool {
+    frame == b"$3\r\nend\r\n" || frame.ends_with(b"$4\r\npong\r\n$3\r\nend\r\n")
+}
+
+/// The end of every conversation: `PING` (which takes a `CLIENT REPLY SKIP`
+/// left at the end), `RESET` (which ends MULTI, pub/sub and `CLIENT REPLY
+/// OFF`), `AUTH` as [`END_USER`], then this `ECHO`, whose reply marks the end.
+/// Their replies are left out.
+const END: [&[&str]; 4] = [
+    &["PING", "end"],
+    &["RESET"],
+    &["AUTH", END_USER, "end-pw"],
+    &["ECHO", "end-of-conversation-7c1f"],
+];
+
+/// A user both sides have, who may only `ECHO` (to end a conversation).
+const END_USER: &str = "zz-end";
+
+/// The reply that ends a conversation.
+const END_REPLY: &[u8] = b"$24\r\nend-of-conversation-7c1f\r\n";
+
+/// The commands and the [`END`] as one byte stream.
+fn pipeline(commands: &[Command]) -> Vec<u8> {
     let mut stream = Vec::new();
-    for c in commands.iter().chain([&command(&["RESET"])]) {
+    let end: Vec<Command> = END.iter().map(|c| command(c)).collect();
+    for c in commands.iter().chain(&end) {
         let args: Vec<&[u8]> = c.iter().map(Vec::as_slice).collect();
         stream.extend(encode_command(&args));
     }
-    (stream, resets)
+    stream
 }
 
 /// The last frame of a conversation the server ended by closing the connection.
 pub const CLOSED: &[u8] = b"(connection closed)";
 
-fn is_reset(c: &Command) -> bool {
-    c.first().is_some_and(|n| n.eq_ignore_ascii_case(b"reset"))
-}
-
-/// Writes `stream`, then reads frames until the `resets`-th `+RESET` (or
-/// until the server closes: then [`CLOSED`] is the last frame).
+/// Writes `stream`, then reads frames until the [`END_REPLY`] (or until the
+/// server closes: then [`CLOSED`] is the last frame), the [`END`]'s own
+/// replies left out.
 async fn conversation<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: S,
     stream: &[u8],
-    resets: usize,
 ) -> Result<Vec<Vec<u8>>, String> {
     // The server may close before it read everything (a protocol error).
     let _ = conn.write_all(stream).await;
     let _ = conn.flush().await;
     let mut buf = Vec::new();
     let mut frames = Vec::new();
-    let mut seen = 0;
     let mut scanner = ReplyScanner::new();
     let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
     loop {
         match scanner.scan(&buf).expect("valid RESP") {
             ReplyScan::Complete { len } => {
                 let frame: Vec<u8> = buf.drain(..len).collect();
-                if frame == b"+RESET\r\n" {
-                    seen += 1;
-                    if seen == resets {
-                        return Ok(frames);
+                if frame == END_REPLY {
+                    // Drop the AUTH's, the RESET's and the PING's replies.
+                    for end in [&b"+OK\r\n"[..], b"+RESET\r\n"] {
+                        if frames.last().is_some_and(|f: &Vec<u8>| f.as_slice() == end) {
+                            frames.pop();
+                        }
                     }
+                    if frames.last().is_some_and(|f: &Vec<u8>| is_end_ping(f)) {
+                        frames.pop();
+                    }
+                    return Ok(frames);
                 }
                 frames.push(without_connection_id(frame));
                 continue;
