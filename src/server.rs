@@ -111,6 +111,10 @@ pub fn reload(shared: &Shared, path: &Path) -> Result<Reloaded, Vec<String>> {
                 != std::mem::discriminant(&live.config.upstream.target),
             "upstream (address or [upstream.sentinel])",
         ),
+        (
+            current.config.upstream.mode != live.config.upstream.mode,
+            "upstream.mode, pool_size, pool_reply_limit",
+        ),
     ] {
         if changed {
             needs_restart.push(key);
@@ -270,7 +274,7 @@ fn watch_sentinels(shared: &Arc<Shared>, stop: CancellationToken) {
         let shared = Arc::clone(shared);
         move || {
             let live = shared.live();
-            sentinel::View {
+            crate::upstream::UpstreamView {
                 settings: live.config.upstream.clone(),
                 tls: live.upstream_tls.clone(),
                 renames: (*live.renames).clone(),

@@ -55,6 +55,9 @@ pub(crate) struct FileTls {
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileUpstream {
     pub address: Option<String>,
+    pub mode: Option<String>,
+    pub pool_size: Option<usize>,
+    pub pool_reply_limit: Option<usize>,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub password_file: Option<String>,
@@ -112,6 +115,9 @@ impl fmt::Debug for FileUpstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileUpstream")
             .field("address", &self.address)
+            .field("mode", &self.mode)
+            .field("pool_size", &self.pool_size)
+            .field("pool_reply_limit", &self.pool_reply_limit)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("password_file", &self.password_file)

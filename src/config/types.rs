@@ -98,6 +98,24 @@ pub struct UpstreamSettings {
     /// `rename_commands`: a command's real name (lowercase) -> the upstream's
     /// name for it (`""`: the upstream does not have it).
     pub rename_commands: std::collections::BTreeMap<String, String>,
+    /// `mode` (and `pool_size`): how clients' commands travel upstream.
+    pub mode: UpstreamMode,
+}
+
+/// `upstream.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamMode {
+    /// `"dedicated"` (default): one upstream connection per client.
+    Dedicated,
+    /// `"pooled"`: clients share `pool_size` connections per upstream server,
+    /// a client holding server-side state gets one of its own while it does.
+    Pooled {
+        /// `pool_size` (default 4).
+        size: usize,
+        /// `pool_reply_limit`: bytes of replies held for one client that is
+        /// not reading them (default 64 MiB); over it the client is closed.
+        reply_limit: usize,
+    },
 }
 
 /// Where the data servers are.

@@ -10,7 +10,8 @@ use super::file::{FileSentinel, FileUpstream, FileUpstreamTls, Secret};
 use super::keys::{nonzero, path_key};
 use super::net;
 use super::types::{
-    SentinelSettings, UpstreamAddr, UpstreamSettings, UpstreamTarget, UpstreamTlsSettings,
+    SentinelSettings, UpstreamAddr, UpstreamMode, UpstreamSettings, UpstreamTarget,
+    UpstreamTlsSettings,
 };
 
 /// Default `upstream.connect_timeout_ms`.
@@ -44,6 +45,49 @@ pub(crate) fn upstream(
         connect_timeout: Duration::from_millis(timeout_ms),
         tls: file.tls.as_ref().map(|t| tls(t, base, errors)),
         rename_commands: renames(file.rename_commands.as_ref(), errors),
+        mode: mode(file, errors),
+    }
+}
+
+/// Default `upstream.pool_size`.
+const DEFAULT_POOL_SIZE: usize = 4;
+/// Default `upstream.pool_reply_limit`.
+const DEFAULT_POOL_REPLY_LIMIT: usize = 64 << 20;
+
+/// `mode`, `pool_size` and `pool_reply_limit` (the last two only with
+/// `mode = "pooled"`).
+fn mode(file: &FileUpstream, errors: &mut Vec<ConfigError>) -> UpstreamMode {
+    let size = nonzero("upstream.pool_size", file.pool_size, DEFAULT_POOL_SIZE, errors);
+    let reply_limit = nonzero(
+        "upstream.pool_reply_limit",
+        file.pool_reply_limit,
+        DEFAULT_POOL_REPLY_LIMIT,
+        errors,
+    );
+    match file.mode.as_deref() {
+        None | Some("dedicated") => {
+            for (set, key) in [
+                (file.pool_size.is_some(), "upstream.pool_size"),
+                (file.pool_reply_limit.is_some(), "upstream.pool_reply_limit"),
+            ] {
+                if set {
+                    errors.push(ConfigError::Requires {
+                        setting: key.into(),
+                        needs: "upstream.mode = \"pooled\"",
+                    });
+                }
+            }
+            UpstreamMode::Dedicated
+        }
+        Some("pooled") => UpstreamMode::Pooled { size, reply_limit },
+        Some(other) => {
+            errors.push(ConfigError::BadChoice {
+                key: "upstream.mode",
+                value: other.to_owned(),
+                expected: r#""dedicated", "pooled""#,
+            });
+            UpstreamMode::Dedicated
+        }
     }
 }
 

@@ -15,6 +15,17 @@ pub use renames::Renames;
 use crate::config::{UpstreamSettings, UpstreamTarget};
 use crate::tls::UpstreamTls;
 
+/// What background upstream tasks (the Sentinel watcher, pooled connections)
+/// read from the configuration in force, each time they connect.
+pub struct UpstreamView {
+    /// `[upstream]`.
+    pub settings: UpstreamSettings,
+    /// `[upstream.tls]`, loaded.
+    pub tls: Option<UpstreamTls>,
+    /// `rename_commands`.
+    pub renames: Renames,
+}
+
 /// Opens a connection for a client: to `address`, or to the master
 /// `endpoints` knows (waiting up to `connect_timeout_ms` for one), whose
 /// `ROLE` must say master. Returns it with the master's generation (0 for a

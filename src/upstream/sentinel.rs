@@ -18,32 +18,21 @@ use super::connect::{
 };
 use super::endpoints::Endpoints;
 use super::renames::Renames;
-use super::UpstreamError;
-use crate::config::{SentinelSettings, UpstreamAddr, UpstreamSettings, UpstreamTarget};
+use super::{UpstreamError, UpstreamView};
+use crate::config::{SentinelSettings, UpstreamAddr, UpstreamTarget};
 use crate::logsafe::Escaped;
 use crate::resp::reply::{ReplyScan, ReplyScanner};
-use crate::tls::UpstreamTls;
 
 /// The sentinels are asked again this often even without an event.
 pub const RECHECK: Duration = Duration::from_secs(10);
 /// While no master is known, the sentinels are asked this often.
 const RETRY: Duration = Duration::from_millis(100);
 
-/// What the watcher reads from the configuration in force, each time it asks.
-pub struct View {
-    /// `[upstream]`.
-    pub settings: UpstreamSettings,
-    /// `[upstream.tls]`, loaded.
-    pub tls: Option<UpstreamTls>,
-    /// `rename_commands`.
-    pub renames: Renames,
-}
-
 /// Keeps `endpoints` on the master the sentinels name until `stop`.
 /// `view` gives the configuration in force (a reload may change it).
 pub async fn watch(
     endpoints: Arc<Endpoints>,
-    view: impl Fn() -> View + Send + Sync,
+    view: impl Fn() -> UpstreamView + Send + Sync,
     stop: CancellationToken,
 ) {
     let mut subscribed: Option<UpstreamStream> = None;
@@ -107,7 +96,7 @@ pub async fn watch(
 /// Asks the sentinels in turn for the master, confirms it with `ROLE`, and
 /// puts it in force; why none is known otherwise.
 async fn discover(
-    view: &View,
+    view: &UpstreamView,
     sentinel: &SentinelSettings,
     endpoints: &Endpoints,
 ) -> Result<(), String> {
@@ -163,7 +152,7 @@ async fn discover(
 
 /// `SENTINEL GET-MASTER-ADDR-BY-NAME` on the sentinel at `address`.
 async fn ask(
-    view: &View,
+    view: &UpstreamView,
     sentinel: &SentinelSettings,
     address: &str,
 ) -> Result<Option<UpstreamAddr>, UpstreamError> {
@@ -183,7 +172,7 @@ async fn ask(
 
 /// A connection to a sentinel (TLS when configured) and its AUTH, if any, to send first.
 async fn sentinel_connection(
-    view: &View,
+    view: &UpstreamView,
     sentinel: &SentinelSettings,
     address: &str,
 ) -> Result<(UpstreamStream, Vec<Vec<u8>>), UpstreamError> {
@@ -240,7 +229,7 @@ fn master_address(reply: &[u8]) -> Option<UpstreamAddr> {
 /// A connection subscribed to `+switch-master`, on the first sentinel from
 /// `next` on that accepts one.
 async fn subscribe(
-    view: &View,
+    view: &UpstreamView,
     sentinel: &SentinelSettings,
     next: &mut usize,
 ) -> Option<UpstreamStream> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::{
     CertUserField, ClientAuth, Limits, RateMode, RateSettings, TlsVersion, UpstreamAddr,
-    UpstreamTarget,
+    UpstreamMode, UpstreamTarget,
 };
 
 /// `s` as a socket address (test literals only).
@@ -41,6 +41,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.upstream.username, None);
     assert_eq!(c.upstream.password, None);
     assert_eq!(c.upstream.connect_timeout, Duration::from_millis(1000));
+    assert_eq!(c.upstream.mode, UpstreamMode::Dedicated);
 
     assert_eq!(c.auth.cert_user, CertUserField::Cn);
     assert!(c.auth.cert_map.is_empty());
@@ -199,6 +200,25 @@ fn every_upstream_key() {
     assert_eq!(c.upstream.username.as_deref(), Some("proxy"));
     assert_eq!(c.upstream.password.as_deref(), Some("s3cret"));
     assert_eq!(c.upstream.connect_timeout, Duration::from_millis(250));
+
+    let pooled = format!("{UPSTREAM}\nmode = \"pooled\"");
+    let c = ok(&doc(SERVER, TLS, &pooled, ""));
+    assert_eq!(
+        c.upstream.mode,
+        UpstreamMode::Pooled {
+            size: 4,
+            reply_limit: 64 << 20
+        }
+    );
+    let sized = format!("{pooled}\npool_size = 2\npool_reply_limit = 1000");
+    let c = ok(&doc(SERVER, TLS, &sized, ""));
+    assert_eq!(
+        c.upstream.mode,
+        UpstreamMode::Pooled {
+            size: 2,
+            reply_limit: 1000
+        }
+    );
 }
 
 #[test]

@@ -166,6 +166,26 @@ fn upstream_credentials() {
 }
 
 #[test]
+fn upstream_mode_keys() {
+    assert_eq!(
+        err(&upstream_with("mode = \"shared\"")),
+        r#"upstream.mode: "shared" is not one of "dedicated", "pooled""#
+    );
+    assert_eq!(
+        err(&upstream_with("pool_size = 2")),
+        "upstream.pool_size needs upstream.mode = \"pooled\""
+    );
+    assert_eq!(
+        err(&upstream_with("mode = \"dedicated\"\npool_reply_limit = 9")),
+        "upstream.pool_reply_limit needs upstream.mode = \"pooled\""
+    );
+    assert_eq!(
+        err(&upstream_with("mode = \"pooled\"\npool_size = 0")),
+        "upstream.pool_size: must be at least 1, got 0"
+    );
+}
+
+#[test]
 fn password_never_in_errors() {
     let text = doc(
         "listen = \"bad\"",
