@@ -16,6 +16,7 @@ pub mod audit;
 pub mod client_lines;
 mod commands;
 pub mod decision;
+mod dedicated_link;
 mod idle;
 mod io;
 pub mod policy;
