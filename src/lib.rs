@@ -6,13 +6,15 @@
 //! - [`conn`]: the per-client task: read -> scan -> policy -> forward, reply slots.
 //! - [`resp`]: the client-side request scanner and the upstream-side reply scanner.
 //! - [`acl`]: users, rules, authentication (and, later, the full Redis 7.0 ACL).
-//! - [`upstream`]: connecting to the upstream Redis (AUTH, HELLO).
+//! - [`upstream`]: connecting to the upstream Redis (TLS, AUTH, Sentinel), the
+//!   connection pool of pooled mode, renamed commands.
 //! - [`config`]: `proxy.toml` -> validated configuration.
 //! - [`limits`]: connection caps, rate gates, limit-hit reporting.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
 #![forbid(unsafe_code)]
 
 pub mod acl;
+mod bufio;
 pub mod certgen;
 pub mod command;
 pub mod config;

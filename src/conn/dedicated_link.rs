@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 
 use super::client_lines::{ClientCard, Listed};
-use super::io::{read_into, shrink, write_some};
+use crate::bufio::{pump, read_into, shrink};
 use super::shared::{Live, Shared};
 use super::upstream_link::{LinkIo, LinkLost, ReplySink};
 use crate::config::UpstreamTarget;
@@ -195,21 +195,4 @@ impl DedicatedLink {
         self.mid_frame = false;
         self.unflushed = false;
     }
-}
-
-/// Writes some of `out`, or flushes once it is all written.
-async fn pump<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    out: &mut BytesMut,
-    unflushed: &mut bool,
-) -> std::io::Result<()> {
-    if out.is_empty() {
-        w.flush().await?;
-        *unflushed = false;
-        return Ok(());
-    }
-    write_some(w, out).await?;
-    *unflushed = true;
-    shrink(out);
-    Ok(())
 }

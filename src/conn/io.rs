@@ -6,14 +6,11 @@ use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Sleep;
 
-/// Bytes asked of each client or upstream read.
-pub(super) const READ_CHUNK: usize = 16 * 1024;
-/// Buffers grown past this are given back when they empty.
-const SHRINK_ABOVE: usize = 256 * 1024;
+pub(super) use crate::bufio::{read_into, shrink, write_some, READ_CHUNK};
 
 /// The client's side of the connection, in two halves the connection task
 /// can wait on at once.
@@ -105,35 +102,6 @@ pub async fn refuse<W: AsyncWrite + Unpin>(mut w: W, reply: &[u8]) {
         let _ = w.shutdown().await;
     })
     .await;
-}
-
-/// Writes some of `buf` (at least one byte) and drops what was written.
-pub(super) async fn write_some<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    buf: &mut BytesMut,
-) -> io::Result<()> {
-    let n = w.write(buf).await?;
-    if n == 0 {
-        return Err(io::ErrorKind::WriteZero.into());
-    }
-    buf.advance(n);
-    Ok(())
-}
-
-/// Reads into `buf`, growing it by at least one read's worth.
-pub(super) async fn read_into<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut BytesMut,
-) -> io::Result<usize> {
-    buf.reserve(READ_CHUNK);
-    r.read_buf(buf).await
-}
-
-/// Gives back a large, now empty buffer.
-pub(super) fn shrink(buf: &mut BytesMut) {
-    if buf.is_empty() && buf.capacity() > SHRINK_ABOVE {
-        *buf = BytesMut::new();
-    }
 }
 
 /// Waits for `timer` if there is one; never completes otherwise.

@@ -41,11 +41,13 @@ pub enum Limit {
     UnauthMultibulkLen,
     /// A client closed for a RESP protocol error.
     ProtocolError,
+    /// A pooled client closed for not reading its replies (`upstream.pool_reply_limit`).
+    PoolReplyLimit,
 }
 
 impl Limit {
     /// Every variant, in declaration order (`Limit::ALL[l as usize] == l`).
-    pub const ALL: [Limit; 16] = [
+    pub const ALL: [Limit; 17] = [
         Limit::MaxClients,
         Limit::MaxClientsPerIp,
         Limit::UserMaxClients,
@@ -62,6 +64,7 @@ impl Limit {
         Limit::UnauthBulkLen,
         Limit::UnauthMultibulkLen,
         Limit::ProtocolError,
+        Limit::PoolReplyLimit,
     ];
 
     /// The snake_case label value, e.g. `"max_clients_per_ip"`.
@@ -83,6 +86,7 @@ impl Limit {
             Limit::UnauthBulkLen => "unauth_bulk_len",
             Limit::UnauthMultibulkLen => "unauth_multibulk_len",
             Limit::ProtocolError => "protocol_error",
+            Limit::PoolReplyLimit => "pool_reply_limit",
         }
     }
 }
@@ -178,6 +182,41 @@ pub(super) struct CommandLabels {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct ReasonLabels {
     pub(super) reason: Text,
+}
+
+/// What an upstream connection serves; the `kind` label of
+/// `portcullis_upstream_connections`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UpstreamKind {
+    /// A client's own connection in dedicated mode.
+    Dedicated,
+    /// A shared connection of the pool.
+    Pooled,
+    /// A pooled client's own connection while it holds server-side state.
+    Pinned,
+}
+
+impl UpstreamKind {
+    /// Every variant, in declaration order.
+    pub const ALL: [UpstreamKind; 3] = [
+        UpstreamKind::Dedicated,
+        UpstreamKind::Pooled,
+        UpstreamKind::Pinned,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamKind::Dedicated => "dedicated",
+            UpstreamKind::Pooled => "pooled",
+            UpstreamKind::Pinned => "pinned",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct KindLabels {
+    pub(super) kind: &'static str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]

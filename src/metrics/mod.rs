@@ -27,14 +27,27 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 pub use http::{serve, Ready, ReadyFuture, CONTENT_TYPE};
-pub use labels::{CommandResult, Limit};
+pub use labels::{CommandResult, Limit, UpstreamKind};
 
-use labels::{CertLabels, CommandLabels, LimitLabels, ReasonLabels, ReloadLabels, Text};
+use labels::{
+    CertLabels, CommandLabels, KindLabels, LimitLabels, ReasonLabels, ReloadLabels, Text,
+};
 
 /// Upper bounds of the `portcullis_command_duration_seconds` buckets:
 /// 50 µs doubling 15 times, the last finite one at 819.2 ms (then `+Inf`).
 fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(50e-6, 2.0, 15)
+}
+
+/// An open upstream connection counted in `portcullis_upstream_connections`
+/// until dropped.
+#[derive(Debug)]
+pub struct UpstreamCounted(Gauge);
+
+impl Drop for UpstreamCounted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The proxy's metrics: one registry holding every `portcullis_*` family.
@@ -57,6 +70,8 @@ pub struct Metrics {
     auth_failures: Counter,
     upstream_connect_errors: Counter,
     upstream_failovers: Counter,
+    /// One gauge per [`UpstreamKind`], indexed by `kind as usize`.
+    upstream_connections: [Gauge; UpstreamKind::ALL.len()],
     command_duration: Histogram,
     reloads_ok: Counter,
     reloads_failed: Counter,
@@ -131,6 +146,18 @@ impl Metrics {
             upstream_failovers.clone(),
         );
 
+        let kinds = Family::<KindLabels, Gauge>::default();
+        let upstream_connections = UpstreamKind::ALL.map(|kind| {
+            kinds.get_or_create_owned(&KindLabels {
+                kind: kind.as_str(),
+            })
+        });
+        registry.register(
+            "portcullis_upstream_connections",
+            "Upstream connections open now, by what they serve",
+            kinds,
+        );
+
         let command_duration = Histogram::new(latency_buckets());
         registry.register_with_unit(
             "portcullis_command_duration",
@@ -167,6 +194,7 @@ impl Metrics {
             auth_failures,
             upstream_connect_errors,
             upstream_failovers,
+            upstream_connections,
             command_duration,
             reloads_ok,
             reloads_failed,
@@ -259,8 +287,7 @@ impl Metrics {
         self.auth_failures.inc();
     }
 
-    /// Counts a failed upstream connection attempt in
-    /// `portcullis_upstream_failovers_total`: another master taken into use.
+    /// Counts another master taken into use in `portcullis_upstream_failovers_total`.
     pub fn upstream_failover(&self) {
         self.upstream_failovers.inc();
     }
@@ -268,6 +295,14 @@ impl Metrics {
     /// `portcullis_upstream_connect_errors_total`.
     pub fn upstream_connect_error(&self) {
         self.upstream_connect_errors.inc();
+    }
+
+    /// Counts an upstream connection of `kind` in
+    /// `portcullis_upstream_connections` for as long as the guard lives.
+    pub fn upstream_opened(&self, kind: UpstreamKind) -> UpstreamCounted {
+        let gauge = self.upstream_connections[kind as usize].clone();
+        gauge.inc();
+        UpstreamCounted(gauge)
     }
 
     /// Records one command latency in `portcullis_command_duration_seconds`
