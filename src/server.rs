@@ -208,6 +208,7 @@ pub async fn run(
     }
     let metrics_stop = CancellationToken::new();
     watch_sentinels(&shared, metrics_stop.clone());
+    shared.start_pool();
     if let Some(addr) = config.server.metrics_listen {
         let listener = bind(addr, "metrics").await?;
         let metrics = Arc::clone(shared.reporter.metrics());
@@ -272,14 +273,7 @@ fn watch_sentinels(shared: &Arc<Shared>, stop: CancellationToken) {
     }
     let view = {
         let shared = Arc::clone(shared);
-        move || {
-            let live = shared.live();
-            crate::upstream::UpstreamView {
-                settings: live.config.upstream.clone(),
-                tls: live.upstream_tls.clone(),
-                renames: (*live.renames).clone(),
-            }
-        }
+        move || shared.upstream_view()
     };
     tokio::spawn(sentinel::watch(Arc::clone(&shared.endpoints), view, stop));
 }

@@ -57,7 +57,12 @@ const DEFAULT_POOL_REPLY_LIMIT: usize = 64 << 20;
 /// `mode`, `pool_size` and `pool_reply_limit` (the last two only with
 /// `mode = "pooled"`).
 fn mode(file: &FileUpstream, errors: &mut Vec<ConfigError>) -> UpstreamMode {
-    let size = nonzero("upstream.pool_size", file.pool_size, DEFAULT_POOL_SIZE, errors);
+    let size = nonzero(
+        "upstream.pool_size",
+        file.pool_size,
+        DEFAULT_POOL_SIZE,
+        errors,
+    );
     let reply_limit = nonzero(
         "upstream.pool_reply_limit",
         file.pool_reply_limit,

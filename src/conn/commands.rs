@@ -90,6 +90,16 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 self.held = true;
                 break;
             }
+            let effect = self.link.effect_of(args);
+            if self
+                .link
+                .needs_pin(effect, self.slots.upstream_pending() > 0)
+            {
+                // It runs on a connection of the client's own once the
+                // commands on the shared one are answered.
+                self.held = true;
+                break;
+            }
             self.session.set_pubsub_context(self.slots.pubsub_context());
             let bucket = bucket.filter(|_| !session::rate_exempt(args));
             if !self
@@ -105,13 +115,18 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             let decided = self.session.decide(args, &users, &self.live.renames);
             let command = pos..pos + len;
             pos += len;
-            self.settle(decided, command, &mut upstream_failed).await;
+            if self.settle(decided, command, &mut upstream_failed).await {
+                self.link.sent(effect);
+            }
         }
         let inbuf = &mut self.client.rx.inbuf;
         inbuf.advance(pos);
         shrink(inbuf);
         self.slots.drain_local(&mut self.client.tx.out);
-        self.stats.forwarded(self.slots.upstream_pushed() - pushed);
+        let forwarded = self.slots.upstream_pushed() - pushed;
+        self.link
+            .flush(usize::try_from(forwarded).unwrap_or(usize::MAX));
+        self.stats.forwarded(forwarded);
         self.stats.flush(self.shared.reporter.metrics());
     }
 
@@ -290,12 +305,13 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         users: &Users,
         upstream_failed: &mut bool,
     ) -> Option<usize> {
-        if self.slots.pubsub_context_pending() {
+        if self.slots.pubsub_context_pending() || !self.link.streams_requests() {
             return None;
         }
         self.session.set_pubsub_context(self.slots.pubsub_context());
         let rest = &self.client.rx.inbuf[pos..];
         let early = stream::early(&self.scanner, rest)?;
+        let effect = self.link.effect_of(early.args());
         let held = rest.len();
         if !self
             .rate_allows(bucket.as_deref(), pos..pos, upstream_failed)
@@ -315,6 +331,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         let decided = self.session.decide(early.args(), users, &self.live.renames);
         let own_bytes = matches!(decided.decision, Decision::Forward(_));
         let forwarded = self.settle(decided, pos..pos + held, upstream_failed).await;
+        if forwarded {
+            self.link.sent(effect);
+        }
         self.scanner.reset();
         self.passthrough = Some(Passthrough {
             remaining: early.remaining,

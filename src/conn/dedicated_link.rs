@@ -10,10 +10,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{ReadHalf, WriteHalf};
 
 use super::client_lines::{ClientCard, Listed};
-use crate::bufio::{pump, read_into, shrink};
 use super::shared::{Live, Shared};
 use super::upstream_link::{LinkIo, LinkLost, ReplySink};
+use crate::bufio::{pump, read_into, shrink};
 use crate::config::UpstreamTarget;
+use crate::metrics::{UpstreamCounted, UpstreamKind};
 use crate::resp::reply::{ReplyScan, ReplyScanner};
 use crate::upstream::{self, Endpoint, Endpoints, UpstreamError, UpstreamStream};
 
@@ -45,6 +46,8 @@ struct Open {
     w: WriteHalf<UpstreamStream>,
     /// Listed in the client directory while open (`CLIENT LIST`).
     _listed: Option<Listed>,
+    /// Counted in `portcullis_upstream_connections` while open.
+    _counted: UpstreamCounted,
 }
 
 impl DedicatedLink {
@@ -74,6 +77,7 @@ impl DedicatedLink {
         live: &Live,
         shared: &Shared,
         card: &Arc<ClientCard>,
+        kind: UpstreamKind,
     ) -> Result<(), UpstreamError> {
         let settings = &live.config.upstream;
         let (connected, generation) = upstream::connect(
@@ -95,6 +99,7 @@ impl DedicatedLink {
             r,
             w,
             _listed: listed,
+            _counted: shared.reporter.metrics().upstream_opened(kind),
         });
         self.scanner = ReplyScanner::new();
         self.mid_frame = false;

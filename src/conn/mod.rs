@@ -19,7 +19,9 @@ pub mod decision;
 mod dedicated_link;
 mod idle;
 mod io;
+mod pin;
 pub mod policy;
+mod pooled_seat;
 pub mod replies;
 pub mod session;
 mod shared;
@@ -31,10 +33,12 @@ mod throttle;
 pub mod upstream_link;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, UpstreamAddr, UpstreamTarget};
@@ -54,10 +58,10 @@ use state::Phase;
 use stats::ConnStats;
 use stream::Passthrough;
 use throttle::Throttle;
-use upstream_link::{LinkIo, UpstreamLink};
+use upstream_link::{LinkIo, LinkLost, UpstreamLink};
 
 /// Unsent client output above which the upstream is not read.
-const CLIENT_OUT_HIGH: usize = 1 << 20;
+pub(super) const CLIENT_OUT_HIGH: usize = 1 << 20;
 /// Unsent upstream output above which the client is not read.
 const UPSTREAM_OUT_HIGH: usize = 1 << 20;
 /// Waiting replies above which the client is not read.
@@ -115,6 +119,10 @@ pub async fn serve<S>(
     ));
     let mut slots = ReplySlots::new();
     slots.set_client_lines(client_lines(&shared, &live.config, &card));
+    let link = match shared.pool() {
+        Some(pool) => UpstreamLink::pooled(pool.seat()),
+        None => UpstreamLink::dedicated(),
+    };
     let session = Session::new(cert_user)
         .with_audit(audit)
         .with_admission(Arc::clone(&shared.admission), user_slot);
@@ -130,7 +138,8 @@ pub async fn serve<S>(
         session,
         slots,
         card,
-        link: UpstreamLink::dedicated(),
+        link,
+        release: None,
         passthrough: None,
         throttle: Throttle::default(),
         stats: ConnStats::default(),
@@ -188,6 +197,9 @@ struct Conn<S> {
     card: Arc<ClientCard>,
     card_user: usize,
     link: UpstreamLink,
+    /// Pooled mode: armed while the client is pinned and holds no state;
+    /// it goes back to the pool when this fires.
+    release: Option<Pin<Box<Sleep>>>,
     /// The rest of a large command decided before it all arrived.
     passthrough: Option<Passthrough>,
     throttle: Throttle,
@@ -206,6 +218,7 @@ enum Event {
     Link(LinkIo),
     ClientRead(std::io::Result<usize>),
     PauseOver,
+    ReleaseDue,
     MasterChanged(bool),
     IdleCheck,
     Reloaded,
@@ -233,6 +246,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             let link_io = self.link.wants_io(read_upstream);
             let write_client = self.client.tx.wants_write();
             let paused = self.throttle.paused();
+            let releasing = self.release.is_some();
             let idle = self.idle.watch(self.is_idle());
             let event = tokio::select! {
                 biased;
@@ -240,6 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 r = self.link.io(read_upstream), if link_io => Event::Link(r),
                 r = self.client.rx.read(), if read_client => Event::ClientRead(r),
                 () = self.throttle.pause_over(), if paused => Event::PauseOver,
+                () = io::tick(&mut self.release), if releasing => Event::ReleaseDue,
                 () = self.idle.fired(), if idle => Event::IdleCheck,
                 r = self.master.changed() => Event::MasterChanged(r.is_ok()),
                 () = &mut reloaded => Event::Reloaded,
@@ -247,7 +262,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 () = &mut abort => Event::Abort,
             };
             match event {
-                Event::ClientWrote(Ok(())) => self.idle.touch(),
+                Event::ClientWrote(Ok(())) => {
+                    self.idle.touch();
+                    if self.link.has_replies() {
+                        self.route_replies().await;
+                    }
+                }
                 Event::ClientWrote(Err(e)) | Event::ClientRead(Err(e)) => {
                     self.close(Close::ClientIo(e))
                 }
@@ -259,8 +279,13 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 }
                 Event::Link(LinkIo::Wrote) => {}
                 Event::Link(LinkIo::Read) => self.route_replies().await,
+                Event::Link(LinkIo::Lost(LinkLost::ReplyLimit)) => self.close(Close::ReplyLimit),
                 Event::Link(LinkIo::Lost(why)) => self.close(Close::UpstreamLost(why.to_string())),
                 Event::PauseOver => self.resume().await,
+                Event::ReleaseDue => {
+                    self.release = None;
+                    self.link.release();
+                }
                 Event::MasterChanged(true) => {
                     let master = self.master.borrow_and_update().clone();
                     if self.link.outdated(master.as_ref()) {
@@ -286,6 +311,24 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 }
                 Event::Abort => self.close(Close::Aborted),
             }
+            self.watch_release();
+        }
+    }
+
+    /// Pooled mode: arms the return to the pool while the client is pinned
+    /// and holds no server-side state; disarms it as soon as it holds some.
+    fn watch_release(&mut self) {
+        let clear = self.slots.upstream_pending() == 0
+            && !self.slots.subscribed()
+            && !self.slots.monitoring()
+            && self.passthrough.is_none()
+            && !self.session.has_pending_name();
+        match (self.link.releasable(clear), self.release.is_some()) {
+            (true, false) => {
+                self.release = Some(Box::pin(tokio::time::sleep(upstream_link::RELEASE_AFTER)));
+            }
+            (false, true) => self.release = None,
+            _ => {}
         }
     }
 
@@ -320,11 +363,15 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             slots: &mut self.slots,
             out: &mut self.client.tx.out,
         });
-        if let Err(lost) = delivered {
-            if matches!(lost, upstream_link::LinkLost::Desync) {
-                warn!(peer = %self.peer, "upstream reply with no command waiting; closing");
+        match delivered {
+            Ok(()) => {}
+            Err(LinkLost::ReplyLimit) => self.close(Close::ReplyLimit),
+            Err(lost) => {
+                if matches!(lost, LinkLost::Desync) {
+                    warn!(peer = %self.peer, "upstream reply with no command waiting; closing");
+                }
+                self.close(Close::UpstreamLost(lost.to_string()));
             }
-            self.close(Close::UpstreamLost(lost.to_string()));
         }
         self.stats.observe(
             self.slots.upstream_answered(),
@@ -333,6 +380,19 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         if self.held {
             self.process_commands().await;
         }
+    }
+
+    /// Every command in flight gets `reply`, and the link closes. A reply
+    /// half sent cannot take an error in its middle: the output is cut there.
+    fn fail_in_flight(&mut self, reply: &[u8]) {
+        if self.link.mid_frame() {
+            self.client.tx.out.clear();
+            self.slots.clear();
+            self.stats.restart_timings();
+        } else {
+            self.slots.fail_upstream(&mut self.client.tx.out, reply);
+        }
+        self.link.close();
     }
 
     /// Stops taking commands for `why`; the one place that decides what that
@@ -346,16 +406,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 if in_flight > 0 || self.link.is_open() {
                     info!(peer = %self.peer, in_flight, reason = %Escaped(reason), "upstream connection lost; closing client");
                 }
-                if self.link.mid_frame() {
-                    // A reply is half sent: no error can be put in the middle of it.
-                    self.client.tx.out.clear();
-                    self.slots.clear();
-                    self.stats.restart_timings();
-                } else {
-                    self.slots
-                        .fail_upstream(&mut self.client.tx.out, replies::UPSTREAM_LOST);
-                }
-                self.link.close();
+                self.fail_in_flight(replies::UPSTREAM_LOST);
             }
             Close::Idle => {
                 let user = self.session.user(&self.live.users).map(|u| u.name.clone());
@@ -381,6 +432,16 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 self.slots
                     .fail_upstream(&mut self.client.tx.out, replies::SHUTTING_DOWN);
                 self.link.close();
+            }
+            Close::ReplyLimit => {
+                let user = self.session.user(&self.live.users).map(|u| u.name.clone());
+                self.shared.reporter.hit(
+                    Limit::PoolReplyLimit,
+                    self.peer,
+                    user.as_deref(),
+                    "closed a client that did not read its replies",
+                );
+                self.fail_in_flight(replies::REPLY_LIMIT);
             }
         }
         // A reason that ends the connection sooner wins over one that waits.

@@ -27,6 +27,9 @@ pub const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previ
 pub const UPSTREAM_UNAVAILABLE: &[u8] = b"-ERR upstream unavailable\r\n";
 /// Upstream connection lost with this command in flight.
 pub const UPSTREAM_LOST: &[u8] = b"-ERR upstream connection lost\r\n";
+/// A pooled client closed for not reading its replies.
+pub const REPLY_LIMIT: &[u8] =
+    b"-ERR too many unread replies (upstream.pool_reply_limit); closing connection\r\n";
 /// In flight when the proxy's shutdown grace ran out.
 pub const SHUTTING_DOWN: &[u8] = b"-ERR proxy shutting down\r\n";
 /// `HELLO ... SETNAME` with a name Redis refuses.

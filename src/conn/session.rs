@@ -105,6 +105,11 @@ impl Session {
         }
     }
 
+    /// True while a name waits to be sent ([`Session::take_pending_name`]).
+    pub fn has_pending_name(&self) -> bool {
+        self.pending_name.is_some()
+    }
+
     /// A `CLIENT SETNAME` the upstream must run before the next forwarded
     /// command (its reply is dropped), if a failed `HELLO` set a name.
     pub fn take_pending_name(&mut self) -> Option<Bytes> {

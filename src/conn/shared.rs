@@ -3,7 +3,7 @@
 //! signals, and who the client is.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use arc_swap::ArcSwap;
 use tokio::sync::futures::Notified;
@@ -14,10 +14,11 @@ use super::client_lines::ClientDirectory;
 use crate::acl::log::AclLog;
 use crate::acl::{User, Users};
 use crate::config::Config;
+use crate::config::UpstreamMode;
 use crate::limits::rate::Rates;
 use crate::limits::report::Reporter;
 use crate::limits::Admission;
-use crate::upstream::{Endpoints, Renames};
+use crate::upstream::{Endpoints, Pool, Renames, UpstreamView};
 
 /// One configuration generation: what a reload (SIGHUP) replaces whole.
 #[derive(Debug)]
@@ -56,6 +57,8 @@ pub struct Shared {
     pub clients: Arc<ClientDirectory>,
     /// The master Sentinel names (unused with a fixed upstream address).
     pub endpoints: Arc<Endpoints>,
+    /// Pooled mode's shared upstream connections ([`Shared::start_pool`]).
+    pool: OnceLock<Pool>,
 }
 
 impl Shared {
@@ -69,6 +72,40 @@ impl Shared {
             endpoints: Arc::new(Endpoints::new(Some(Arc::clone(reporter.metrics())))),
             reporter,
             clients: Arc::default(),
+            pool: OnceLock::new(),
+        }
+    }
+
+    /// In pooled mode, starts the pool (on the current runtime); its
+    /// connections follow the configuration in force each time they connect.
+    pub fn start_pool(self: &Arc<Self>) {
+        let UpstreamMode::Pooled { size, reply_limit } = self.live().config.upstream.mode else {
+            return;
+        };
+        let weak: Weak<Shared> = Arc::downgrade(self);
+        let view = Arc::new(move || weak.upgrade().map(|s| s.upstream_view()));
+        let pool = Pool::start(
+            size,
+            reply_limit,
+            view,
+            Arc::clone(&self.endpoints),
+            Arc::clone(self.reporter.metrics()),
+        );
+        let _ = self.pool.set(pool);
+    }
+
+    /// The pool, in pooled mode.
+    pub fn pool(&self) -> Option<&Pool> {
+        self.pool.get()
+    }
+
+    /// What background upstream tasks (the Sentinel watcher, the pool) connect with now.
+    pub fn upstream_view(&self) -> UpstreamView {
+        let live = self.live();
+        UpstreamView {
+            settings: live.config.upstream.clone(),
+            tls: live.upstream_tls.clone(),
+            renames: (*live.renames).clone(),
         }
     }
 

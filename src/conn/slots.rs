@@ -137,6 +137,14 @@ impl ReplySink for Routing<'_> {
     fn stream(&mut self, part: &[u8]) {
         self.out.put_slice(part);
     }
+
+    fn fail(&mut self, commands: usize, reply: &'static [u8]) -> Result<(), Desync> {
+        self.slots.fail_front(commands, reply, self.out)
+    }
+
+    fn full(&self) -> bool {
+        self.out.len() >= super::CLIENT_OUT_HIGH
+    }
 }
 
 /// The slot FIFO plus the connection state that decides what a frame is.
@@ -423,6 +431,32 @@ impl ReplySlots {
             SlotKind::Monitor if ty == b'+' => self.monitor = true,
             _ => {}
         }
+    }
+
+    /// The next `commands` upstream slots get `reply` (unless their reply was
+    /// to be dropped) and the local replies up to the next one go out: those
+    /// commands got no reply (a shared upstream connection was lost).
+    pub fn fail_front(
+        &mut self,
+        commands: usize,
+        reply: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), Desync> {
+        for _ in 0..commands {
+            self.drain_local(out);
+            let Some(Slot::Upstream { kind, emit, .. }) = self.queue.pop_front() else {
+                return Err(Desync);
+            };
+            self.answered += 1;
+            if let Some(n) = self.change_counter(kind) {
+                *n -= 1;
+            }
+            if emit != Emit::Drop {
+                out.put_slice(reply);
+            }
+        }
+        self.drain_local(out);
+        Ok(())
     }
 
     /// The upstream is gone: every slot waiting for it gets `reply` (unless its

@@ -30,6 +30,10 @@ pub enum Close {
     Drain,
     /// The shutdown grace is over: what is in flight gets an error reply.
     Aborted,
+    /// Pooled mode: the client did not read its replies (more than
+    /// `upstream.pool_reply_limit` bytes waited); what is in flight gets an
+    /// error reply.
+    ReplyLimit,
 }
 
 impl Close {

@@ -59,6 +59,9 @@ pub enum UpstreamError {
         /// What `ROLE` said.
         role: String,
     },
+    /// The proxy is going away: no new connections.
+    #[error("the proxy is shutting down")]
+    ShuttingDown,
 }
 
 /// A connected upstream: TCP, unix socket, or TLS over TCP.

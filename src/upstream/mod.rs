@@ -1,15 +1,18 @@
 //! Step 4, the upstream servers: where new connections go (`address`, or the
 //! master Sentinel names: [`endpoints`], [`sentinel`]), opening one (TCP or
-//! unix, TLS, the proxy's `AUTH`, `CLIENT ID`, `ROLE`: [`connect`]), and the
-//! upstream's names for renamed commands ([`renames`]).
+//! unix, TLS, the proxy's `AUTH`, `CLIENT ID`, `ROLE`: [`connect`]), the
+//! shared connections of pooled mode ([`pool`]), and the upstream's names for
+//! renamed commands ([`renames`]).
 
 mod connect;
 pub mod endpoints;
+pub mod pool;
 pub mod renames;
 pub mod sentinel;
 
 pub use connect::{auth_command, connect_to, label, Connected, UpstreamError, UpstreamStream};
 pub use endpoints::{Endpoint, Endpoints};
+pub use pool::{Pool, PoolReply, Seat};
 pub use renames::Renames;
 
 use crate::config::{UpstreamSettings, UpstreamTarget};

@@ -13,6 +13,7 @@ mod config_check;
 mod faults;
 mod hardening;
 mod metrics;
+mod pooled;
 mod protocol_limits;
 mod rate;
 mod reload;

@@ -16,6 +16,7 @@ pub mod resp;
 pub mod rng;
 pub mod same_stream;
 pub mod sentinel;
+pub mod twin;
 pub mod words;
 
 pub use client::{
@@ -31,3 +32,4 @@ pub use redis::RedisServer;
 pub use resp::{encode_command, parse_reply, Reply, RespConn};
 pub use rng::Rng;
 pub use same_stream::{command, Command, SameStream};
+pub use twin::Twin;

@@ -57,6 +57,17 @@ impl SameStream {
         upstream_args: &[&str],
         upstream_keys: &str,
     ) -> SameStream {
+        Self::start_with_keys(users, extra, upstream_args, "", upstream_keys).await
+    }
+
+    /// Like [`SameStream::start_upstream`], `server_keys` added to `[server]`.
+    pub async fn start_with_keys(
+        users: &[(&str, &str)],
+        extra: &str,
+        upstream_args: &[&str],
+        server_keys: &str,
+        upstream_keys: &str,
+    ) -> SameStream {
         let pki = TestPki::new();
         let upstream = RedisServer::start_with(upstream_args);
         let oracle = RedisServer::start();
@@ -70,6 +81,7 @@ impl SameStream {
             ));
         }
         let config = base_config(&pki, &upstream.addr(), &toml)
+            .replace("[server]\n", &format!("[server]\n{server_keys}\n"))
             .replace("[upstream]\n", &format!("[upstream]\n{upstream_keys}\n"));
         let proxy = Proxy::start(&config, pki.dir());
         let mut admin = RespConn::connect_tcp(&oracle.addr()).await.expect("oracle");
@@ -172,23 +184,53 @@ impl SameStream {
 
     /// Asserts that the proxy answers `commands` exactly as Redis does.
     pub async fn assert_same(&self, commands: &[Command]) {
-        let (mut proxy, mut oracle) = self.replies(commands).await;
-        unsubscribe_in_name_order(&mut proxy);
-        unsubscribe_in_name_order(&mut oracle);
-        if proxy != oracle {
-            let first = proxy
-                .iter()
-                .zip(&oracle)
-                .position(|(p, o)| p != o)
-                .unwrap_or(proxy.len().min(oracle.len()));
-            panic!(
-                "the proxy differs from Redis at reply {first} for:\n{}\nproxy:\n{}\nredis:\n{}",
-                show_commands(commands),
-                show_frames(&proxy),
-                show_frames(&oracle)
-            );
+        let (proxy, oracle) = self.replies(commands).await;
+        if let Err(e) = compare(commands, proxy, oracle) {
+            panic!("{e}");
         }
     }
+
+    /// Like [`SameStream::assert_same`] without emptying the databases first,
+    /// so many conversations may run at once (on keys of their own); the
+    /// difference, if any, as text.
+    pub async fn same_alongside(&self, commands: &[Command]) -> Result<(), String> {
+        let stream = pipeline(commands);
+        let proxy = resp_tls(self.proxy.tls_addr(), &self.pki, Some("bob")).await;
+        let oracle = TcpStream::connect(self.oracle.addr())
+            .await
+            .map_err(|e| format!("oracle: {e}"))?;
+        let (p, o) = tokio::join!(
+            conversation(proxy.into_inner(), &stream),
+            conversation(oracle, &stream)
+        );
+        let p = p.map_err(|e| format!("proxy: {e}\nfor:\n{}", show_commands(commands)))?;
+        let o = o.map_err(|e| format!("redis: {e}\nfor:\n{}", show_commands(commands)))?;
+        compare(commands, p, o)
+    }
+}
+
+/// The proxy's and Redis's frames for `commands`, equal or the difference.
+fn compare(
+    commands: &[Command],
+    mut proxy: Vec<Vec<u8>>,
+    mut oracle: Vec<Vec<u8>>,
+) -> Result<(), String> {
+    unsubscribe_in_name_order(&mut proxy);
+    unsubscribe_in_name_order(&mut oracle);
+    if proxy == oracle {
+        return Ok(());
+    }
+    let first = proxy
+        .iter()
+        .zip(&oracle)
+        .position(|(p, o)| p != o)
+        .unwrap_or(proxy.len().min(oracle.len()));
+    Err(format!(
+        "the proxy differs from Redis at reply {first} for:\n{}\nproxy:\n{}\nredis:\n{}",
+        show_commands(commands),
+        show_frames(&proxy),
+        show_frames(&oracle)
+    ))
 }
 
 /// Commands, one per line, arguments escaped.
