@@ -5,12 +5,16 @@
 #   redis       one redis-server with a plaintext port and a TLS port (mutual TLS)
 #   haproxy     HAProxy, TCP mode, TLS + client certificates, -> redis plaintext port
 #   portcullis  target/release/portcullis, TLS + client certificates (CN "bench"
-#               names the ACL user), -> redis plaintext port
-# and runs redis-benchmark (SET and GET, 50 clients) against redis TLS, HAProxy,
-# portcullis and, as a reference, plaintext redis, in interleaved rounds: every
+#               names the ACL user), -> redis plaintext port, one upstream
+#               connection per client
+#   portcullis-pooled  the same binary with upstream.mode = "pooled", pool_size 2
+# and runs redis-benchmark (SET and GET; 50 clients, and 500 in one scenario)
+# against redis TLS, HAProxy, both portcullis targets and, as a reference,
+# plaintext redis, in interleaved rounds: every
 # round runs every scenario against every target, so slow drift of the machine
 # hits all targets alike. Prints the median requests/s and p50/p99 latency per
-# target and the portcullis/HAProxy and portcullis/redis-TLS ratios, and writes
+# target, the portcullis/HAProxy, portcullis/redis-TLS and pooled/dedicated ratios,
+# CPU per request of each proxy and of the redis-server behind it, and writes
 # the same markdown to target/e2e-bench.md (raw rows: target/e2e-bench.raw.tsv).
 #
 # Usage: benches/e2e.sh [--quick] [--rounds R] [--keep] [--baseline BIN] [--help]
@@ -31,24 +35,25 @@ BIN="$ROOT/target/release/portcullis"
 REPORT="$ROOT/target/e2e-bench.md"
 RAW="$ROOT/target/e2e-bench.raw.tsv"
 
-CLIENTS=50            # redis-benchmark -c
 PROXY_THREADS=2       # portcullis worker_threads and HAProxy nbthread
 ROUNDS=3
 QUICK=0
 KEEP=0
 BENCH_TIMEOUT_S=300   # one redis-benchmark run; a stalled target fails instead of hanging
 
-# Scenarios: "id pipeline value-size requests" (requests for a full run).
-# Sized so that a full 3-round run takes well under 10 minutes on 2 cores.
-# (One full round is ~1.5 minutes on a 2-core EPYC; --quick runs a fifth of it.)
+# Scenarios: "id clients pipeline value-size requests" (requests for a full run).
+# Sized so that a full 3-round run takes about 10 minutes on 2 cores.
+# (One full round is ~3 minutes on a 2-core EPYC; --quick runs a fifth of it.)
 SCENARIOS=(
-  "p16-d3     16     3 1000000"
-  "p1-d3       1     3  200000"
-  "p16-d1024  16  1024  600000"
-  "p16-d16384 16 16384  150000"
+  "p16-d3      50 16     3 1000000"
+  "p1-d3       50  1     3  200000"
+  "c500-p1-d3 500  1     3  200000"
+  "p16-d1024   50 16  1024  600000"
+  "p16-d16384  50 16 16384  150000"
 )
+POOL_SIZE=2           # portcullis-pooled's upstream.pool_size
 # Targets in table order; the rounds rotate the order they are run in.
-TARGETS=(redis redis-tls haproxy portcullis)
+TARGETS=(redis redis-tls haproxy portcullis portcullis-pooled)
 BASELINE=""   # --baseline: the binary of target portcullis-base
 
 TMP=""
@@ -178,7 +183,7 @@ start_haproxy() {
   cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread $PROXY_THREADS
-    maxconn 4096
+    maxconn 8192
     tune.ssl.default-dh-param 2048
 
 defaults
@@ -199,9 +204,10 @@ EOF
   PIDS+=("$!"); PID_OF[haproxy]=$!
 }
 
-# start_portcullis TARGET BIN: BIN serving TARGET's port.
+# start_portcullis TARGET BIN [UPSTREAM-KEYS]: BIN serving TARGET's port, with
+# UPSTREAM-KEYS (e.g. the pooled mode's) added to [upstream].
 start_portcullis() {
-  local target="$1" bin="$2"
+  local target="$1" bin="$2" keys="${3:-}"
   cat >"$TMP/$target.toml" <<EOF
 [server]
 listen = "127.0.0.1:${PORT[$target]}"
@@ -215,6 +221,7 @@ client_ca = "certs/ca.pem"
 
 [upstream]
 address = "127.0.0.1:${PORT[redis]}"
+$keys
 
 [auth]
 cert_user = "cn"
@@ -281,12 +288,12 @@ cpu_ticks() {
   sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-# run_one SCENARIO-ID PIPELINE SIZE REQUESTS TARGET ROUND: one redis-benchmark run;
+# run_one SCENARIO-ID CLIENTS PIPELINE SIZE REQUESTS TARGET ROUND: one redis-benchmark run;
 # appends its CSV rows to $TMP/results.tsv as "scenario target round csv-row", and the
 # CPU time the target's proxy and redis-server used during it to $TMP/cpu.tsv as
 # "scenario target round proxy-ticks redis-ticks requests ticks-per-second".
 run_one() {
-  local id="$1" pipeline="$2" size="$3" n="$4" target="$5" round="$6" args out err
+  local id="$1" clients="$2" pipeline="$3" size="$4" n="$5" target="$6" round="$7" args out err
   local proxy_before=0 proxy_after=0 redis_before redis_after
   kill -0 "${PID_OF[$target]}" 2>/dev/null || die "$target is no longer running (before $id round $round)"
   redis_before=$(cpu_ticks "${PID_OF[redis]}")
@@ -298,7 +305,7 @@ run_one() {
   out="$TMP/bench-$id-$target-r$round.csv"
   err="$TMP/bench-$id-$target-r$round.err"
   # In the background + wait, so that Ctrl-C/SIGTERM reach our trap at once.
-  timeout "$BENCH_TIMEOUT_S" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$n" \
+  timeout "$BENCH_TIMEOUT_S" redis-benchmark "${args[@]}" -c "$clients" -n "$n" \
     -P "$pipeline" -d "$size" -t set,get --csv >"$out" 2>"$err" &
   BENCH_PID=$!
   if ! wait "$BENCH_PID"; then
@@ -325,23 +332,24 @@ run_one() {
 }
 
 run_all() {
-  local round i k line id pipeline size n target
+  local round i k line id clients pipeline size n target
   : >"$TMP/results.tsv"
   : >"$TMP/cpu.tsv"
   : >"$TMP/scenarios.tsv"
   for line in "${SCENARIOS[@]}"; do
-    read -r id pipeline size n <<<"$line"
-    printf '%s\t%s\t%s\t%s\n' "$id" "$pipeline" "$size" "$(requests_for "$n")" >>"$TMP/scenarios.tsv"
+    read -r id clients pipeline size n <<<"$line"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$clients" "$pipeline" "$size" "$(requests_for "$n")" \
+      >>"$TMP/scenarios.tsv"
   done
   for round in $(seq "$ROUNDS"); do
     for line in "${SCENARIOS[@]}"; do
-      read -r id pipeline size n <<<"$line"
+      read -r id clients pipeline size n <<<"$line"
       n=$(requests_for "$n")
       # Rotate the target order each round so no target always runs first.
       for k in "${!TARGETS[@]}"; do
         i=$(( (k + round - 1) % ${#TARGETS[@]} ))
         target="${TARGETS[$i]}"
-        run_one "$id" "$pipeline" "$size" "$n" "$target" "$round"
+        run_one "$id" "$clients" "$pipeline" "$size" "$n" "$target" "$round"
       done
     done
   done
@@ -370,15 +378,16 @@ write_meta() {
     printf 'machine\t%s cores (nproc), %s, Linux %s\n' "$(nproc)" "${cpu:-unknown CPU}" "$(uname -r)"
     printf 'redis-server\t%s\n' "$(redis_version)"
     printf 'haproxy\t%s (nbthread %s)\n' "$(haproxy -v | head -n1 | awk '{print $3}')" "$PROXY_THREADS"
-    printf 'portcullis\t%s%s (worker_threads %s)\n' "$("$BIN" --version | awk '{print $2}')" \
-      "${describe:+, git $describe}" "$PROXY_THREADS"
+    printf 'portcullis\t%s%s (worker_threads %s; pooled: pool_size %s)\n' \
+      "$("$BIN" --version | awk '{print $2}')" "${describe:+, git $describe}" "$PROXY_THREADS" \
+      "$POOL_SIZE"
     if [[ -n $BASELINE ]]; then
       printf 'portcullis-base\t%s\n' "$BASELINE"
     fi
     printf 'openssl\t%s\n' "$(openssl version | awk '{print $2}')"
     printf 'TLS negotiated\tredis %s; haproxy %s; portcullis %s\n' \
       "$(tls_summary redis-tls)" "$(tls_summary haproxy)" "$(tls_summary portcullis)"
-    printf 'load\tredis-benchmark -c %s -t set,get (one key), mutual TLS with a client certificate; ' "$CLIENTS"
+    printf 'load\tredis-benchmark -t set,get (one key), mutual TLS with a client certificate; '
     printf 'client, proxies and redis share the same cores\n'
   } >"$TMP/meta.tsv"
 }
@@ -404,8 +413,10 @@ main() {
   wait_ready redis-tls "$TMP/redis.log"
   start_haproxy
   start_portcullis portcullis "$BIN"
+  start_portcullis portcullis-pooled "$BIN" "$(printf 'mode = "pooled"\npool_size = %s' "$POOL_SIZE")"
   wait_ready haproxy "$TMP/haproxy.log"
   wait_ready portcullis "$TMP/portcullis.log"
+  wait_ready portcullis-pooled "$TMP/portcullis-pooled.log"
   if [[ -n $BASELINE ]]; then
     start_portcullis portcullis-base "$BASELINE"
     wait_ready portcullis-base "$TMP/portcullis-base.log"

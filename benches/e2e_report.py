@@ -8,7 +8,7 @@ Input (--results): one line per redis-benchmark CSV row, tab-separated:
 where the CSV row is redis-benchmark 7.0's
     "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 
---scenarios: one line per scenario, tab-separated: id, pipeline, value size, requests.
+--scenarios: one line per scenario, tab-separated: id, clients, pipeline, value size, requests.
 --meta: one line per fact about the run, tab-separated: key, value.
 --cpu (optional): one line per run, tab-separated: scenario, target, round, CPU ticks used
 by the proxy (0 for redis itself), CPU ticks used by redis-server, requests, ticks per second.
@@ -17,7 +17,8 @@ Output: markdown on stdout (and in --out when given): the machine, then a throug
 table (median rps over the rounds, with the spread) with the portcullis/haproxy and
 portcullis/redis-tls ratios, then a latency table (median over the rounds of each
 round's p50 and p99), then (with --cpu) CPU microseconds per request in the proxy and
-in redis-server (median over the rounds).
+in redis-server (median over the rounds), and the redis-server CPU per request behind
+each proxy relative to Redis doing TLS itself.
 """
 
 import argparse
@@ -34,9 +35,18 @@ TARGET_TITLES = {
     "haproxy": "HAProxy",
     "portcullis": "portcullis",
     "portcullis-base": "portcullis (baseline)",
+    "portcullis-pooled": "portcullis pooled",
 }
 # The columns of ratios: (numerator, denominator), when both ran.
-RATIOS = [("portcullis", "haproxy"), ("portcullis", "redis-tls"), ("portcullis", "portcullis-base")]
+RATIOS = [
+    ("portcullis", "haproxy"),
+    ("portcullis", "redis-tls"),
+    ("portcullis", "portcullis-base"),
+    ("portcullis-pooled", "portcullis"),
+    ("portcullis-pooled", "redis-tls"),
+]
+# Targets whose redis-server CPU per request is compared with Redis doing TLS itself.
+BEHIND = ["haproxy", "portcullis", "portcullis-pooled"]
 
 
 def title(target):
@@ -105,6 +115,30 @@ def render_cpu(scenarios, cpu):
             row.append(f"{redis:.2f}" if t in ("redis", "redis-tls") else f"{proxy:.2f} / {redis:.2f}")
         out.append("| " + " | ".join(row) + " |")
     out.append("")
+    behind = [t for t in BEHIND if t in TARGETS]
+    if "redis-tls" not in TARGETS or not behind:
+        return out
+    out.append("### redis-server CPU per request behind a proxy, relative to Redis doing TLS itself")
+    out.append("")
+    out.append(
+        "The redis-server's CPU per request when a proxy terminates TLS, divided by its CPU "
+        "per request when it serves TLS itself (lower: more of a single-threaded Redis left for work)."
+    )
+    out.append("")
+    out.append("| scenario | " + " | ".join(title(t) for t in behind) + " |")
+    out.append("|---|" + "|".join(["--:"] * len(behind)) + "|")
+    for sc in scenarios:
+        tls = cpu.get((sc["id"], "redis-tls"), [])
+        row = [scenario_title(sc)]
+        for t in behind:
+            runs = cpu.get((sc["id"], t), [])
+            if not runs or not tls:
+                row.append("–")
+                continue
+            own = statistics.median(r[1] for r in tls)
+            row.append(f"{statistics.median(r[1] for r in runs) / own:.2f}×" if own else "–")
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
     return out
 
 
@@ -137,7 +171,7 @@ def fmt_latency(rounds):
 
 
 def scenario_title(sc):
-    return f"-P {sc['pipeline']} -d {sc['size']}"
+    return f"-c {sc['clients']} -P {sc['pipeline']} -d {sc['size']}"
 
 
 def render(meta, scenarios, samples, rounds, cpu=None):
@@ -200,7 +234,7 @@ def main():
         TARGETS[:] = args.targets
 
     scenarios = [
-        {"id": f[0], "pipeline": f[1], "size": f[2], "requests": int(f[3])}
+        {"id": f[0], "clients": f[1], "pipeline": f[2], "size": f[3], "requests": int(f[4])}
         for f in read_tsv(args.scenarios)
     ]
     meta = [(f[0], "\t".join(f[1:])) for f in read_tsv(args.meta)]

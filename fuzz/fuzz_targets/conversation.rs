@@ -221,21 +221,39 @@ fn normalized(frame: Vec<u8>) -> Vec<u8> {
     [&frame[..start], b"ID", &frame[end..]].concat()
 }
 
-/// Unsubscribe-all confirmations come in hash-table order: compare them sorted.
+/// Unsubscribe-all confirmations come in hash-table order (each server seeds
+/// its own): within a run of them, the channel names are put in sorted order
+/// and the counts, which depend only on the position, stay where they are.
 fn sorted_confirmations(mut frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let unsub = |f: &[u8]| {
-        matches!(
+    // (the kind lines, the channel, the count) of a RESP2 or RESP3 confirmation.
+    fn parts(f: &[u8]) -> Option<(usize, usize)> {
+        if !matches!(
             pubsub_kind(f),
             Some((PubSubKind::Unsubscribe | PubSubKind::PUnsubscribe, _))
-        )
-    };
+        ) {
+            return None;
+        }
+        let mut lines = f.windows(2).enumerate().filter(|(_, w)| w == b"\r\n");
+        let head_end = lines.nth(2)?.0 + 2;
+        let count_at = f.iter().rposition(|&b| b == b':')?;
+        (head_end <= count_at).then_some((head_end, count_at))
+    }
     let mut i = 0;
     while i < frames.len() {
         let mut j = i;
-        while j < frames.len() && unsub(&frames[j]) {
+        while j < frames.len() && parts(&frames[j]).is_some() {
             j += 1;
         }
-        frames[i..j].sort();
+        let mut names: Vec<Vec<u8>> = frames[i..j]
+            .iter()
+            .filter_map(|f| parts(f).map(|(h, c)| f[h..c].to_vec()))
+            .collect();
+        names.sort();
+        for (frame, name) in frames[i..j].iter_mut().zip(names) {
+            if let Some((h, c)) = parts(frame) {
+                *frame = [&frame[..h], &name[..], &frame[c..]].concat();
+            }
+        }
         i = j.max(i + 1);
     }
     frames

@@ -63,11 +63,42 @@ fn fresh_registry_has_the_unlabelled_and_pre_created_families() {
         "portcullis_command_duration_seconds_count 0",
         "portcullis_config_reloads_total{result=\"ok\"} 0",
         "portcullis_config_reloads_total{result=\"failed\"} 0",
+        "portcullis_upstream_connections{kind=\"dedicated\"} 0",
+        "portcullis_upstream_connections{kind=\"pooled\"} 0",
+        "portcullis_upstream_connections{kind=\"pinned\"} 0",
     ] {
         assert!(has_line(&text, line), "missing {line} in\n{text}");
     }
     assert!(text.contains("# TYPE portcullis_command_duration_seconds histogram"));
     assert!(text.contains("# UNIT portcullis_command_duration_seconds seconds"));
+}
+
+#[test]
+fn upstream_connections_count_while_their_guards_live() {
+    let m = Metrics::new();
+    let a = m.upstream_opened(UpstreamKind::Pinned);
+    let b = m.upstream_opened(UpstreamKind::Pinned);
+    let c = m.upstream_opened(UpstreamKind::Dedicated);
+    let text = m.encode();
+    assert!(has_line(
+        &text,
+        "portcullis_upstream_connections{kind=\"pinned\"} 2"
+    ));
+    assert!(has_line(
+        &text,
+        "portcullis_upstream_connections{kind=\"dedicated\"} 1"
+    ));
+    drop((a, c));
+    let text = m.encode();
+    assert!(has_line(
+        &text,
+        "portcullis_upstream_connections{kind=\"pinned\"} 1"
+    ));
+    assert!(has_line(
+        &text,
+        "portcullis_upstream_connections{kind=\"dedicated\"} 0"
+    ));
+    drop(b);
 }
 
 #[test]

@@ -69,3 +69,22 @@ async fn connected_clients(addr: &str) -> u64 {
         .expect("connected_clients");
     n - 1
 }
+
+/// In dedicated mode each client's own connection counts as `dedicated`,
+/// from its first forwarded command until it closes.
+#[tokio::test]
+async fn dedicated_connections_are_counted_too() {
+    let ss =
+        SameStream::start_with_keys(&[APP], "", &[], "metrics_listen = \"127.0.0.1:0\"", "").await;
+    let mut clients = Vec::new();
+    for name in ["a", "b", "c"] {
+        let mut twin = Twin::connect(&ss, name, "app").await;
+        twin.cmd(&["GET", "c:x"]).await;
+        clients.push(twin);
+    }
+    assert_eq!(upstream_connections(&ss, "dedicated").await, 3.0);
+    assert_eq!(upstream_connections(&ss, "pooled").await, 0.0);
+    drop(clients);
+    let left = wait_connections(&ss, "dedicated", 0.0, Duration::from_secs(5)).await;
+    assert_eq!(left, 0.0);
+}

@@ -27,8 +27,19 @@ fn config(pki: &TestPki, sentinels: &[String], server: &str) -> String {
 /// A client that writes `key:<n>` = n in order, reconnecting after any error;
 /// every write it got `+OK` for, with the time of the `+OK`.
 async fn writer(proxy: std::net::SocketAddr, pki: &TestPki, until: Instant) -> Vec<(u64, Instant)> {
+    writer_on(proxy, pki, "key", until).await.0
+}
+
+/// [`writer`] on keys `prefix:<n>`; also how many times its connection closed.
+async fn writer_on(
+    proxy: std::net::SocketAddr,
+    pki: &TestPki,
+    prefix: &str,
+    until: Instant,
+) -> (Vec<(u64, Instant)>, usize) {
     let mut acked = Vec::new();
     let mut n = 0u64;
+    let mut closed = 0;
     let mut conn = None;
     while Instant::now() < until {
         if conn.is_none() {
@@ -40,7 +51,7 @@ async fn writer(proxy: std::net::SocketAddr, pki: &TestPki, until: Instant) -> V
         let Some(c) = conn.as_mut() else { continue };
         let value = n.to_string();
         match c
-            .try_cmd(&[b"SET", format!("key:{n}").as_bytes(), value.as_bytes()])
+            .try_cmd(&[b"SET", format!("{prefix}:{n}").as_bytes(), value.as_bytes()])
             .await
         {
             Ok(reply) if reply.is_ok() => {
@@ -54,11 +65,12 @@ async fn writer(proxy: std::net::SocketAddr, pki: &TestPki, until: Instant) -> V
             }
             Err(_) => {
                 conn = None;
+                closed += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
-    acked
+    (acked, closed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,6 +151,62 @@ async fn failover_under_write_load_and_the_old_master_back_as_a_replica() {
         .filter(|l| !l.contains(" name=sentinel-"))
         .collect();
     assert!(normal.is_empty(), "clients on the old master: {normal:?}");
+}
+
+/// Pooled mode: the shared connections move to the new master and the
+/// clients on them stay connected; a pinned client is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_moves_the_pool_and_keeps_its_clients() {
+    let mut group = SentinelGroup::start().await;
+    let pki = std::sync::Arc::new(TestPki::new());
+    let server = "metrics_listen = \"127.0.0.1:0\"";
+    let pooled = config(&pki, &group.addresses(), server).replace(
+        "connect_timeout_ms",
+        "mode = \"pooled\"\npool_size = 2\nconnect_timeout_ms",
+    );
+    let proxy = Proxy::start(&pooled, pki.dir());
+    let addr = proxy.tls_addr();
+    let start = Instant::now();
+    let writers: Vec<_> = (0..6)
+        .map(|i| {
+            let pki = std::sync::Arc::clone(&pki);
+            tokio::spawn(async move {
+                let prefix = format!("w{i}");
+                writer_on(addr, &pki, &prefix, start + Duration::from_secs(10)).await
+            })
+        })
+        .collect();
+    let mut subscriber = resp_tls(addr, &pki, Some("bob")).await;
+    assert!(subscriber.cmd_str(&["AUTH", "app", "pw"]).await.is_ok());
+    subscriber.cmd_str(&["SUBSCRIBE", "news"]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    group.master.kill();
+    // Replies the old master sent just before it died may still be on their way.
+    let killed = Instant::now() + Duration::from_millis(50);
+    assert!(
+        group
+            .wait_master(group.replica.port, Duration::from_secs(15))
+            .await,
+        "the sentinels did not fail over"
+    );
+    let mut new_master = RespConn::connect_tcp(&group.replica.addr()).await.unwrap();
+    for (i, w) in writers.into_iter().enumerate() {
+        let (acked, closed) = w.await.unwrap();
+        assert_eq!(closed, 0, "writer {i} lost its connection");
+        let after: Vec<_> = acked.iter().filter(|(_, t)| *t > killed).collect();
+        assert!(
+            !after.is_empty(),
+            "writer {i}: nothing acknowledged after the kill"
+        );
+        for (n, _) in after {
+            let got = new_master.cmd_str(&["GET", &format!("w{i}:{n}")]).await;
+            assert_eq!(got.as_str(), Some(n.to_string().as_str()), "w{i}:{n}");
+        }
+    }
+    let closed = subscriber.read_raw_until_closed().await;
+    assert!(closed.is_empty(), "{:?}", String::from_utf8_lossy(&closed));
+    let sample = "portcullis_upstream_connections{kind=\"pooled\"}";
+    assert_eq!(scrape(&proxy, sample).await, 2.0);
 }
 
 #[tokio::test]
