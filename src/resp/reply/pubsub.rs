@@ -104,8 +104,27 @@ fn skip_attributes(mut buf: &[u8]) -> Option<&[u8]> {
     Some(buf)
 }
 
-/// Skip one whole element (with its attributes).
+/// Skip what stands in front of an element inside an aggregate without being
+/// one, as the reply scanner counts: attributes, and pushes (Redis 7.0 writes
+/// them in the middle of other replies).
+fn skip_extras(mut buf: &[u8]) -> Option<&[u8]> {
+    loop {
+        buf = skip_attributes(buf)?;
+        if !buf.starts_with(b">") {
+            return Some(buf);
+        }
+        buf = skip_frame(buf)?;
+    }
+}
+
+/// Skip one whole element inside an aggregate (with its attributes, and any
+/// pushes in front of it).
 fn skip_element(buf: &[u8]) -> Option<&[u8]> {
+    skip_frame(skip_extras(buf)?)
+}
+
+/// Skip one frame as it would be scanned on its own.
+fn skip_frame(buf: &[u8]) -> Option<&[u8]> {
     match ReplyScanner::new().scan(buf) {
         Ok(ReplyScan::Complete { len }) => buf.get(len..),
         _ => None,
@@ -114,7 +133,7 @@ fn skip_element(buf: &[u8]) -> Option<&[u8]> {
 
 /// A bulk (`$`) or simple (`+`) string element: its content and what follows it.
 fn string_element(buf: &[u8]) -> Option<(&[u8], &[u8])> {
-    let buf = skip_attributes(buf)?;
+    let buf = skip_extras(buf)?;
     let (&ty, rest) = buf.split_first()?;
     let (line, after) = split_line(rest)?;
     match ty {
@@ -131,7 +150,7 @@ fn string_element(buf: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// The value of an integer (`:`) element.
 fn integer_element(buf: &[u8]) -> Option<i64> {
-    let buf = skip_attributes(buf)?;
+    let buf = skip_extras(buf)?;
     let (line, _) = split_line(buf.strip_prefix(b":")?)?;
     std::str::from_utf8(line).ok()?.parse().ok()
 }

@@ -414,6 +414,16 @@ fn pubsub_resp3() {
         (b"~3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n", None),
         (b">3\r\n!7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n", None),
         (b">2\r\n+invalidate\r\n*1\r\n$3\r\nkey\r\n", None),
+        // Found by fuzzing: a push nested in an attribute is no element of it
+        // (as the scanner counts), so what follows the attribute here is `+x`.
+        (
+            b"|1\r\n>0\r\n|0\r\n+k\r\n*3\r\n+subscribe\r\n+c\r\n:1\r\n+x\r\n",
+            None,
+        ),
+        (
+            b">3\r\n>1\r\n+p\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:2\r\n",
+            Some((Subscribe, Some(2))),
+        ),
     ];
     for (frame, expected) in cases {
         assert_eq!(
