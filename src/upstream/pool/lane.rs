@@ -147,12 +147,17 @@ impl Lane {
                         if let Err(why) = self.route() {
                             return why;
                         }
+                        // The clients just answered send their next commands
+                        // now: let them, so one write carries them all.
+                        tokio::task::yield_now().await;
+                        self.take_more(rx);
                     }
                     Err(e) => return e.to_string(),
                 },
                 s = rx.recv(), if take => match s {
                     Some(s) => {
                         self.take(s);
+                        tokio::task::yield_now().await;
                         self.take_more(rx);
                     }
                     None => return "proxy shutting down".into(),
