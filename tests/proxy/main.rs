@@ -8,6 +8,7 @@ mod support;
 
 mod acl;
 mod caps;
+mod cluster;
 mod commands;
 mod config_check;
 mod faults;

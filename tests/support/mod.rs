@@ -9,6 +9,7 @@
 //! Each test binary uses a different part (its `mod support` allows dead code).
 
 pub mod client;
+pub mod cluster;
 pub mod pki;
 pub mod proxy;
 pub mod redis;

@@ -92,6 +92,20 @@ impl RedisServer {
         panic!("redis-server did not start on a free port; last log:\n{last_log}");
     }
 
+    /// Starts redis-server on `port` (chosen by the caller, e.g. with its
+    /// cluster bus port free too) with extra arguments.
+    pub fn start_on_port(port: &str, extra: &[&str]) -> RedisServer {
+        let port: u16 = port.parse().expect("a port number");
+        let dir = tempfile::tempdir().expect("tempdir for redis");
+        let mut server = Self::spawn(dir, port, None, extra);
+        if server.wait_ready(0) {
+            return server;
+        }
+        let log = server.log();
+        server.kill();
+        panic!("redis-server did not start on port {port}:\n{log}");
+    }
+
     /// Starts a redis-server that speaks only TLS, on a free loopback port
     /// (`port`); `extra` names its certificate files (`--tls-cert-file` ...).
     pub fn start_tls(extra: &[&str]) -> RedisServer {
