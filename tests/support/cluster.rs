@@ -101,7 +101,9 @@ impl Cluster {
 
     /// The address of the master that owns `slot` now, as node `via` sees it.
     pub async fn owner(&self, slot: u16, via: usize) -> String {
-        let mut c = RespConn::connect_tcp(&self.nodes[via].addr()).await.expect("node");
+        let mut c = RespConn::connect_tcp(&self.nodes[via].addr())
+            .await
+            .expect("node");
         let slots = c.cmd_str(&["CLUSTER", "SLOTS"]).await;
         for (start, end, master) in masters_of(&slots) {
             if (start..=end).contains(&slot) {
@@ -113,7 +115,9 @@ impl Cluster {
 
     /// The node IDs and addresses of the masters that own slots now.
     pub async fn masters(&self) -> Vec<(String, String)> {
-        let mut c = RespConn::connect_tcp(&self.nodes[0].addr()).await.expect("node");
+        let mut c = RespConn::connect_tcp(&self.nodes[0].addr())
+            .await
+            .expect("node");
         let nodes = c.cmd_str(&["CLUSTER", "NODES"]).await;
         let text = nodes.as_str().unwrap_or_default().to_string();
         text.lines()
