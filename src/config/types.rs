@@ -125,6 +125,15 @@ pub enum UpstreamTarget {
     Address(UpstreamAddr),
     /// `[upstream.sentinel]`: the master the sentinels name.
     Sentinel(SentinelSettings),
+    /// `[upstream.cluster]`: a Redis Cluster.
+    Cluster(ClusterSettings),
+}
+
+/// `[upstream.cluster]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `seeds`: nodes asked for the slot map (with the masters already known).
+    pub seeds: Vec<UpstreamAddr>,
 }
 
 /// `[upstream.sentinel]`.
@@ -155,7 +164,7 @@ pub struct UpstreamTlsSettings {
 }
 
 /// Where the upstream Redis listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum UpstreamAddr {
     /// `host:port`, resolved at connect time.
     Tcp(String),

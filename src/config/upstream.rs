@@ -10,7 +10,7 @@ use super::file::{FileSentinel, FileUpstream, FileUpstreamTls, Secret};
 use super::keys::{nonzero, path_key};
 use super::net;
 use super::types::{
-    SentinelSettings, UpstreamAddr, UpstreamMode, UpstreamSettings, UpstreamTarget,
+    ClusterSettings, SentinelSettings, UpstreamAddr, UpstreamMode, UpstreamSettings, UpstreamTarget,
     UpstreamTlsSettings,
 };
 
@@ -55,7 +55,7 @@ const DEFAULT_POOL_SIZE: usize = 4;
 const DEFAULT_POOL_REPLY_LIMIT: usize = 64 << 20;
 
 /// `mode`, `pool_size` and `pool_reply_limit` (the last two only with
-/// `mode = "pooled"`).
+/// `mode = "pooled"`, which a cluster upstream always is).
 fn mode(file: &FileUpstream, errors: &mut Vec<ConfigError>) -> UpstreamMode {
     let size = nonzero(
         "upstream.pool_size",
@@ -69,7 +69,17 @@ fn mode(file: &FileUpstream, errors: &mut Vec<ConfigError>) -> UpstreamMode {
         DEFAULT_POOL_REPLY_LIMIT,
         errors,
     );
+    let cluster = file.cluster.is_some();
     match file.mode.as_deref() {
+        // A cluster is served over pooled connections (one pool per master).
+        None | Some("pooled") if cluster => UpstreamMode::Pooled { size, reply_limit },
+        Some("dedicated") if cluster => {
+            errors.push(ConfigError::Invalid {
+                key: "upstream.mode".into(),
+                reason: "a cluster upstream is served in pooled mode (one pool per master)".into(),
+            });
+            UpstreamMode::Pooled { size, reply_limit }
+        }
         None | Some("dedicated") => {
             for (set, key) in [
                 (file.pool_size.is_some(), "upstream.pool_size"),
@@ -119,16 +129,24 @@ fn target(file: &FileUpstream, base: &Path, errors: &mut Vec<ConfigError>) -> Up
     if let Some(sentinel) = &file.sentinel {
         return UpstreamTarget::Sentinel(sentinel_settings(sentinel, base, errors));
     }
-    if let Some(cluster) = &file.cluster {
-        for seed in &cluster.seeds {
-            net::host_port("upstream.cluster.seeds", seed, errors);
-        }
+    let Some(cluster) = &file.cluster else {
+        return placeholder;
+    };
+    if cluster.seeds.is_empty() {
+        errors.push(ConfigError::Empty {
+            key: "upstream.cluster.seeds".into(),
+        });
     }
-    errors.push(ConfigError::Invalid {
-        key: "upstream.cluster".into(),
-        reason: "Redis Cluster upstreams are not supported yet".into(),
-    });
-    placeholder
+    for seed in &cluster.seeds {
+        net::host_port("upstream.cluster.seeds", seed, errors);
+    }
+    UpstreamTarget::Cluster(ClusterSettings {
+        seeds: cluster
+            .seeds
+            .iter()
+            .map(|s| UpstreamAddr::Tcp(s.clone()))
+            .collect(),
+    })
 }
 
 fn sentinel_settings(

@@ -120,7 +120,7 @@ pub async fn serve<S>(
     let mut slots = ReplySlots::new();
     slots.set_client_lines(client_lines(&shared, &live.config, &card));
     let link = match shared.pool() {
-        Some(pool) => UpstreamLink::pooled(pool.seat()),
+        Some(pool) => UpstreamLink::pooled(pool),
         None => UpstreamLink::dedicated(),
     };
     let session = Session::new(cert_user)

@@ -10,12 +10,13 @@ use bytes::{BufMut, BytesMut};
 
 use super::replies;
 use super::upstream_link::{LinkLost, ReplySink};
-use crate::upstream::{PoolReply, Seat};
+use crate::upstream::{Pool, PoolReply, Seat, SeatReplies};
 
 /// The client's side of its seat.
 #[derive(Debug)]
 pub struct PooledSeat {
     seat: Seat,
+    replies: SeatReplies,
     /// Commands of this turn, submitted together.
     batch: BytesMut,
     /// Replies received and not yet routed; the first may be partly routed
@@ -29,10 +30,12 @@ pub struct PooledSeat {
 }
 
 impl PooledSeat {
-    /// The client's side of `seat`.
-    pub fn new(seat: Seat) -> Self {
+    /// A new client's seat on `pool`.
+    pub fn new(pool: &Pool) -> Self {
+        let replies = SeatReplies::new(pool.reply_limit());
         PooledSeat {
-            seat,
+            seat: pool.seat(&replies, 0),
+            replies,
             batch: BytesMut::new(),
             backlog: VecDeque::new(),
             next_frame: 0,
@@ -71,9 +74,9 @@ impl PooledSeat {
     /// Waits for the next reply and keeps it. A seat given up (its client
     /// did not read) is [`LinkLost::ReplyLimit`] at once.
     pub async fn receive(&mut self) -> Result<(), LinkLost> {
-        match self.seat.recv().await {
-            Some(PoolReply::Overflow) => Err(LinkLost::ReplyLimit),
-            Some(reply) => {
+        match self.replies.recv().await {
+            Some((_, PoolReply::Overflow)) => Err(LinkLost::ReplyLimit),
+            Some((_, reply)) => {
                 self.backlog.push_back(reply);
                 Ok(())
             }
@@ -85,7 +88,7 @@ impl PooledSeat {
     /// Routes kept replies to `sink` until it is full.
     pub fn deliver(&mut self, sink: &mut impl ReplySink) -> Result<(), LinkLost> {
         let PooledSeat {
-            seat,
+            replies,
             backlog,
             next_frame,
             streaming,
@@ -113,7 +116,7 @@ impl PooledSeat {
                             None => sink.frame(bytes, ty, std::mem::take(streaming)),
                         };
                         routed.map_err(|_| LinkLost::Desync)?;
-                        seat.taken(bytes.len());
+                        replies.taken(bytes.len());
                         *next_frame += 1;
                     }
                     if *next_frame < frames.len() {
@@ -130,7 +133,7 @@ impl PooledSeat {
                     } else {
                         *reassembly = Some((BytesMut::from(&data[..]), *ty));
                     }
-                    seat.taken(data.len());
+                    replies.taken(data.len());
                 }
                 PoolReply::Failed { commands, lost } => {
                     if *streaming {

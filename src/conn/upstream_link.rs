@@ -21,7 +21,7 @@ use super::shared::{Live, Shared};
 use crate::metrics::UpstreamKind;
 use crate::resp::reply::ReplyError;
 use crate::resp::request::Args;
-use crate::upstream::{Endpoint, Seat, UpstreamError};
+use crate::upstream::{Endpoint, Pool, UpstreamError};
 
 /// A pinned client whose state is gone goes back to the pool after this long
 /// without needing its own connection (a loop of transactions or blocking
@@ -112,12 +112,13 @@ impl UpstreamLink {
         }
     }
 
-    /// A link over a seat on a shared connection (own connection while pinned).
-    pub fn pooled(seat: Seat) -> Self {
+    /// A link over a seat on a shared connection of `pool` (own connection
+    /// while pinned).
+    pub fn pooled(pool: &Pool) -> Self {
         UpstreamLink {
             own: DedicatedLink::new(),
             pooled: Some(Pooled {
-                seat: PooledSeat::new(seat),
+                seat: PooledSeat::new(pool),
                 pinned: false,
                 held: Held::default(),
             }),

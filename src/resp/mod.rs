@@ -4,3 +4,4 @@ pub mod encode;
 pub mod num;
 pub mod reply;
 pub mod request;
+pub mod value;

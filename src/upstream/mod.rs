@@ -4,6 +4,7 @@
 //! shared connections of pooled mode ([`pool`]), and the upstream's names for
 //! renamed commands ([`renames`]).
 
+pub mod cluster;
 mod connect;
 pub mod endpoints;
 pub mod pool;
@@ -12,7 +13,7 @@ pub mod sentinel;
 
 pub use connect::{auth_command, connect_to, label, Connected, UpstreamError, UpstreamStream};
 pub use endpoints::{Endpoint, Endpoints};
-pub use pool::{Pool, PoolReply, Seat};
+pub use pool::{Pool, PoolReply, Seat, SeatReplies};
 pub use renames::Renames;
 
 use crate::config::{UpstreamSettings, UpstreamTarget};
@@ -43,6 +44,17 @@ pub async fn connect(
         UpstreamTarget::Address(addr) => {
             let connected = connect_to(addr, settings, tls, renames, false).await?;
             Ok((connected, 0))
+        }
+        // Any node that answers (each command's node is chosen by the router).
+        UpstreamTarget::Cluster(cluster) => {
+            let mut last = UpstreamError::NoMaster;
+            for seed in &cluster.seeds {
+                match connect_to(seed, settings, tls, renames, false).await {
+                    Ok(connected) => return Ok((connected, 0)),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
         }
         UpstreamTarget::Sentinel(_) => {
             let Some(master) = endpoints.wait(settings.connect_timeout).await else {

@@ -17,13 +17,13 @@ use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::{Inbox, PoolReply, Submission, ViewFn};
+use super::{Inbox, LaneTarget, PoolReply, Submission, ViewFn};
 use crate::bufio::{pump, read_into, shrink};
 use crate::config::UpstreamTarget;
 use crate::logsafe::Escaped;
 use crate::metrics::{Metrics, UpstreamCounted, UpstreamKind};
 use crate::resp::reply::{ReplyScan, ReplyScanner};
-use crate::upstream::{Endpoint, Endpoints, UpstreamStream};
+use crate::upstream::{connect_to, Endpoint, UpstreamStream};
 
 /// Output waiting to be written above which no more batches are taken.
 const OUT_HIGH: usize = 1 << 20;
@@ -52,7 +52,7 @@ struct Open {
 /// What the lane carries between connections.
 struct Lane {
     view: ViewFn,
-    endpoints: Arc<Endpoints>,
+    target: LaneTarget,
     metrics: Arc<Metrics>,
     /// Commands written or waiting to be, by seat, in order.
     in_flight: VecDeque<Run>,
@@ -64,14 +64,18 @@ struct Lane {
 /// Serves batches from `rx` until every sender is gone.
 pub(super) async fn run(
     mut rx: mpsc::UnboundedReceiver<Submission>,
+    target: LaneTarget,
     view: ViewFn,
-    endpoints: Arc<Endpoints>,
     metrics: Arc<Metrics>,
 ) {
-    let mut master = endpoints.watch();
+    // A fixed node never changes; Sentinel's master does.
+    let mut master = match &target {
+        LaneTarget::Configured(endpoints) => endpoints.watch(),
+        LaneTarget::Node(_) => watch::channel(None).1,
+    };
     let mut lane = Lane {
         view,
-        endpoints,
+        target,
         metrics,
         in_flight: VecDeque::new(),
         out: BytesMut::new(),
@@ -106,15 +110,16 @@ impl Lane {
     /// Opens a connection as the configuration in force says.
     async fn connect(&self) -> Result<Open, crate::upstream::UpstreamError> {
         let view = (self.view)().ok_or(crate::upstream::UpstreamError::ShuttingDown)?;
-        let (connected, generation) = crate::upstream::connect(
-            &view.settings,
-            view.tls.as_ref(),
-            &view.renames,
-            &self.endpoints,
-        )
-        .await?;
+        let (s, tls, renames) = (&view.settings, view.tls.as_ref(), &view.renames);
+        let (connected, generation) = match &self.target {
+            LaneTarget::Configured(endpoints) => {
+                crate::upstream::connect(s, tls, renames, endpoints).await?
+            }
+            LaneTarget::Node(addr) => (connect_to(addr, s, tls, renames, false).await?, 0),
+        };
         let (r, w) = tokio::io::split(connected.stream);
-        let sentinel = matches!(view.settings.target, UpstreamTarget::Sentinel(_));
+        let sentinel = matches!(self.target, LaneTarget::Configured(_))
+            && matches!(s.target, UpstreamTarget::Sentinel(_));
         Ok(Open {
             r,
             w,
@@ -225,8 +230,10 @@ impl Lane {
                 ReplyScan::Complete { len } => {
                     let ty = self.scanner.frame_type().unwrap_or(0);
                     if ty == b'-' && self.input[end..].starts_with(b"-READONLY") {
-                        // Sentinel's master is a replica now: find the new one.
-                        self.endpoints.request_discovery();
+                        if let LaneTarget::Configured(endpoints) = &self.target {
+                            // Sentinel's master is a replica now: find the new one.
+                            endpoints.request_discovery();
+                        }
                     }
                     let Some(head) = self.in_flight.front_mut() else {
                         return Err("upstream sent a reply no command was waiting for".into());

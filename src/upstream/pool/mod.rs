@@ -24,6 +24,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{Endpoints, UpstreamView};
+use crate::config::UpstreamAddr;
 use crate::metrics::Metrics;
 
 /// What a lane reads from the configuration in force each time it connects
@@ -72,36 +73,53 @@ struct Submission {
     commands: usize,
 }
 
-/// The part of a seat the lane holds: where replies go and the byte counts
-/// both sides keep.
+/// What a client's seats (one per pool it uses) share: where replies go,
+/// tagged with the seat, and the bytes of them not yet taken.
 #[derive(Debug)]
-struct Inbox {
-    tx: mpsc::UnboundedSender<PoolReply>,
-    /// Submitted bytes the lane has not taken yet.
-    unwritten: AtomicUsize,
-    /// Reply bytes sent to the seat and not yet taken by the client.
+struct Budget {
+    tx: mpsc::UnboundedSender<(u32, PoolReply)>,
+    /// Reply bytes sent and not yet taken by the client.
     undelivered: AtomicUsize,
     /// Given up: more than `limit` bytes waited.
     overflowed: AtomicBool,
     limit: usize,
 }
 
+/// The part of a seat the lane holds.
+#[derive(Debug)]
+struct Inbox {
+    tag: u32,
+    budget: Arc<Budget>,
+    /// Submitted bytes the lane has not taken yet.
+    unwritten: AtomicUsize,
+}
+
 impl Inbox {
-    /// Sends `reply` (`len` bytes of reply data) unless the seat was given up;
-    /// gives it up when its replies waiting would pass the limit.
+    /// Sends `reply` (`len` bytes of reply data) unless the client was given
+    /// up; gives it up when its replies waiting would pass the limit.
     fn deliver(&self, reply: PoolReply, len: usize) {
-        if self.overflowed.load(Ordering::Relaxed) {
+        let budget = &self.budget;
+        if budget.overflowed.load(Ordering::Relaxed) {
             return;
         }
-        let waiting = self.undelivered.fetch_add(len, Ordering::Relaxed) + len;
-        if waiting > self.limit {
-            self.overflowed.store(true, Ordering::Relaxed);
-            let _ = self.tx.send(PoolReply::Overflow);
+        let waiting = budget.undelivered.fetch_add(len, Ordering::Relaxed) + len;
+        if waiting > budget.limit {
+            budget.overflowed.store(true, Ordering::Relaxed);
+            let _ = budget.tx.send((self.tag, PoolReply::Overflow));
             return;
         }
         // A client that left drops its receiver: nothing to do.
-        let _ = self.tx.send(reply);
+        let _ = budget.tx.send((self.tag, reply));
     }
+}
+
+/// Where a pool's connections go.
+#[derive(Debug, Clone)]
+enum LaneTarget {
+    /// The upstream of the configuration (a fixed address, or Sentinel's master).
+    Configured(Arc<Endpoints>),
+    /// One node (a cluster master).
+    Node(UpstreamAddr),
 }
 
 /// The shared connections to one upstream server.
@@ -121,8 +139,8 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// Starts `size` lanes (each connects at its first command) on the
-    /// current runtime. They end when the pool is dropped.
+    /// Starts `size` lanes to the configured upstream (each connects at its
+    /// first command) on the current runtime. They end when the pool is dropped.
     pub fn start(
         size: usize,
         reply_limit: usize,
@@ -130,13 +148,34 @@ impl Pool {
         endpoints: Arc<Endpoints>,
         metrics: Arc<Metrics>,
     ) -> Pool {
+        Self::start_lanes(LaneTarget::Configured(endpoints), size, reply_limit, view, metrics)
+    }
+
+    /// Like [`Pool::start`], to the node at `addr`.
+    pub fn start_to(
+        addr: UpstreamAddr,
+        size: usize,
+        reply_limit: usize,
+        view: ViewFn,
+        metrics: Arc<Metrics>,
+    ) -> Pool {
+        Self::start_lanes(LaneTarget::Node(addr), size, reply_limit, view, metrics)
+    }
+
+    fn start_lanes(
+        target: LaneTarget,
+        size: usize,
+        reply_limit: usize,
+        view: ViewFn,
+        metrics: Arc<Metrics>,
+    ) -> Pool {
         let lanes = (0..size.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(lane::run(
                     rx,
+                    target.clone(),
                     Arc::clone(&view),
-                    Arc::clone(&endpoints),
                     Arc::clone(&metrics),
                 ));
                 tx
@@ -149,21 +188,57 @@ impl Pool {
         }
     }
 
-    /// A seat for a new client, on the next lane in turn.
-    pub fn seat(&self) -> Seat {
+    /// Bytes of replies a client may leave unread (`pool_reply_limit`).
+    pub fn reply_limit(&self) -> usize {
+        self.reply_limit
+    }
+
+    /// A seat for a client on the next lane in turn; its replies come to
+    /// `replies` tagged `tag`.
+    pub fn seat(&self, replies: &SeatReplies, tag: u32) -> Seat {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        let (tx, rx) = mpsc::unbounded_channel();
         Seat {
             lane: self.lanes[i].clone(),
             inbox: Arc::new(Inbox {
-                tx,
+                tag,
+                budget: Arc::clone(&replies.budget),
                 unwritten: AtomicUsize::new(0),
+            }),
+        }
+    }
+}
+
+/// Where the replies of a client's seats arrive, in each seat's order.
+#[derive(Debug)]
+pub struct SeatReplies {
+    rx: mpsc::UnboundedReceiver<(u32, PoolReply)>,
+    budget: Arc<Budget>,
+}
+
+impl SeatReplies {
+    /// For a client that may leave `limit` bytes of replies unread.
+    pub fn new(limit: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        SeatReplies {
+            rx,
+            budget: Arc::new(Budget {
+                tx,
                 undelivered: AtomicUsize::new(0),
                 overflowed: AtomicBool::new(false),
-                limit: self.reply_limit,
+                limit,
             }),
-            replies: rx,
         }
+    }
+
+    /// The next reply and the tag of its seat (never `None`: the budget
+    /// holds a sender).
+    pub async fn recv(&mut self) -> Option<(u32, PoolReply)> {
+        self.rx.recv().await
+    }
+
+    /// The client took `n` bytes of reply data.
+    pub fn taken(&self, n: usize) {
+        self.budget.undelivered.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -172,7 +247,6 @@ impl Pool {
 pub struct Seat {
     lane: mpsc::UnboundedSender<Submission>,
     inbox: Arc<Inbox>,
-    replies: mpsc::UnboundedReceiver<PoolReply>,
 }
 
 impl Seat {
@@ -189,9 +263,7 @@ impl Seat {
         };
         if let Err(mpsc::error::SendError(s)) = self.lane.send(submission) {
             // The lane task ended (the runtime is shutting down).
-            s.inbox
-                .unwritten
-                .fetch_sub(s.bytes.len(), Ordering::Relaxed);
+            s.inbox.unwritten.fetch_sub(s.bytes.len(), Ordering::Relaxed);
             s.inbox.deliver(
                 PoolReply::Failed {
                     commands: s.commands,
@@ -205,15 +277,5 @@ impl Seat {
     /// Submitted bytes the lane has not taken yet.
     pub fn unwritten(&self) -> usize {
         self.inbox.unwritten.load(Ordering::Relaxed)
-    }
-
-    /// The next reply (never `None` while the seat lives: it holds a sender).
-    pub async fn recv(&mut self) -> Option<PoolReply> {
-        self.replies.recv().await
-    }
-
-    /// The client took `n` bytes of reply data.
-    pub fn taken(&self, n: usize) {
-        self.inbox.undelivered.fetch_sub(n, Ordering::Relaxed);
     }
 }
