@@ -10,8 +10,8 @@ use super::file::{FileSentinel, FileUpstream, FileUpstreamTls, Secret};
 use super::keys::{nonzero, path_key};
 use super::net;
 use super::types::{
-    ClusterSettings, SentinelSettings, UpstreamAddr, UpstreamMode, UpstreamSettings, UpstreamTarget,
-    UpstreamTlsSettings,
+    ClusterSettings, SentinelSettings, UpstreamAddr, UpstreamMode, UpstreamSettings,
+    UpstreamTarget, UpstreamTlsSettings,
 };
 
 /// Default `upstream.connect_timeout_ms`.

@@ -14,6 +14,7 @@
 mod acl_cmds;
 pub mod audit;
 pub mod client_lines;
+pub mod cluster;
 mod commands;
 pub mod decision;
 mod dedicated_link;

@@ -134,7 +134,12 @@ mod tests {
         );
         assert_eq!(
             array_elements(frame).unwrap(),
-            vec![&b"+OK\r\n"[..], b":-7\r\n", b"$3\r\na\r\n\r\n", b"*2\r\n$-1\r\n-ERR x\r\n"]
+            vec![
+                &b"+OK\r\n"[..],
+                b":-7\r\n",
+                b"$3\r\na\r\n\r\n",
+                b"*2\r\n$-1\r\n-ERR x\r\n"
+            ]
         );
         let map = Value::of(b"*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n:1\r\n").unwrap();
         assert_eq!(map.field("nodes"), Some(&Value::Int(1)));

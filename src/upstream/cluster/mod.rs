@@ -115,7 +115,12 @@ impl Topology {
         let UpstreamTarget::Cluster(cluster) = &view.settings.target else {
             return Err("not a cluster upstream".into());
         };
-        let known: Vec<UpstreamAddr> = self.map().masters().iter().map(|m| m.addr.clone()).collect();
+        let known: Vec<UpstreamAddr> = self
+            .map()
+            .masters()
+            .iter()
+            .map(|m| m.addr.clone())
+            .collect();
         let mut last_error = String::from("no seed");
         for addr in known.iter().chain(&cluster.seeds) {
             match read_map(view, addr).await {
@@ -149,7 +154,10 @@ impl Topology {
 
 /// `CLUSTER SHARDS` (or, on servers without it, `CLUSTER SLOTS`) and
 /// `CLUSTER INFO` from the node at `addr`: the map and whether it said ok.
-async fn read_map(view: &UpstreamView, addr: &UpstreamAddr) -> Result<(SlotMap, bool), UpstreamError> {
+async fn read_map(
+    view: &UpstreamView,
+    addr: &UpstreamAddr,
+) -> Result<(SlotMap, bool), UpstreamError> {
     let s = &view.settings;
     let renames = &view.renames;
     let mut connected = connect_to(addr, s, view.tls.as_ref(), renames, false).await?;
@@ -173,7 +181,10 @@ async fn read_map(view: &UpstreamView, addr: &UpstreamAddr) -> Result<(SlotMap, 
         .or_else(|| replies.get(1).and_then(|r| SlotMap::from_slots(r, &asked)))
         .ok_or_else(|| UpstreamError::Connect {
             addr: asked.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "no slot map in the reply"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no slot map in the reply",
+            ),
         })?;
     let healthy = replies
         .get(2)

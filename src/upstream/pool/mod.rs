@@ -148,7 +148,13 @@ impl Pool {
         endpoints: Arc<Endpoints>,
         metrics: Arc<Metrics>,
     ) -> Pool {
-        Self::start_lanes(LaneTarget::Configured(endpoints), size, reply_limit, view, metrics)
+        Self::start_lanes(
+            LaneTarget::Configured(endpoints),
+            size,
+            reply_limit,
+            view,
+            metrics,
+        )
     }
 
     /// Like [`Pool::start`], to the node at `addr`.
@@ -263,7 +269,9 @@ impl Seat {
         };
         if let Err(mpsc::error::SendError(s)) = self.lane.send(submission) {
             // The lane task ended (the runtime is shutting down).
-            s.inbox.unwritten.fetch_sub(s.bytes.len(), Ordering::Relaxed);
+            s.inbox
+                .unwritten
+                .fetch_sub(s.bytes.len(), Ordering::Relaxed);
             s.inbox.deliver(
                 PoolReply::Failed {
                     commands: s.commands,
