@@ -208,7 +208,7 @@ pub async fn run(
     }
     let metrics_stop = CancellationToken::new();
     watch_sentinels(&shared, metrics_stop.clone());
-    shared.start_pool();
+    shared.start_pool(metrics_stop.clone());
     if let Some(addr) = config.server.metrics_listen {
         let listener = bind(addr, "metrics").await?;
         let metrics = Arc::clone(shared.reporter.metrics());
@@ -250,8 +250,12 @@ pub async fn run(
 }
 
 /// `/readyz`: the upstream (the master, with Sentinel) accepts a connection
-/// within its connect timeout.
+/// within its connect timeout; a cluster said `cluster_state:ok` at the last
+/// refresh and every slot has a master.
 async fn upstream_reachable(shared: &Shared) -> bool {
+    if let Some(cluster) = shared.cluster() {
+        return cluster.topology.healthy();
+    }
     let live = shared.live();
     crate::upstream::connect(
         &live.config.upstream,

@@ -10,6 +10,7 @@ use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::warn;
 
+use super::cluster::link::Before;
 use super::decision::{Decided, Decision};
 use super::io::shrink;
 use super::session::{self, Rebind};
@@ -91,14 +92,23 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 break;
             }
             let effect = self.link.effect_of(args);
-            if self
+            match self
                 .link
-                .needs_pin(effect, self.slots.upstream_pending() > 0)
+                .before(args, effect, self.slots.upstream_pending())
             {
-                // It runs on a connection of the client's own once the
-                // commands on the shared one are answered.
-                self.held = true;
-                break;
+                Before::Go => {}
+                // It runs on the other side (a connection of the client's own,
+                // or the shared ones) once the replies in flight are in.
+                Before::Hold => {
+                    self.held = true;
+                    break;
+                }
+                Before::Answer(reply) => {
+                    self.slots.push_local(LocalReply::Static(reply));
+                    self.count(CommandResult::Local, None);
+                    pos += len;
+                    continue;
+                }
             }
             self.session.set_pubsub_context(self.slots.pubsub_context());
             let bucket = bucket.filter(|_| !session::rate_exempt(args));
@@ -373,6 +383,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             Decision::Forward(kind) => (None, kind, Emit::Pass),
             Decision::ForwardInstead(b, kind, emit) => (Some(b), kind, emit),
         };
+        if self.link.cluster.is_some() {
+            return self
+                .apply_cluster(bytes, kind, emit, suppress, command, upstream_failed)
+                .await;
+        }
         if !self.link.is_open() && !*upstream_failed {
             *upstream_failed = !self.open_link().await;
         }
@@ -416,7 +431,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     }
 
     /// Opens the upstream link; false (and a WARN line) when it cannot be.
-    async fn open_link(&mut self) -> bool {
+    pub(super) async fn open_link(&mut self) -> bool {
         let opened = self.link.open(&self.live, &self.shared, &self.card).await;
         match opened {
             Ok(()) => true,

@@ -13,7 +13,7 @@ use super::client_lines::{ClientCard, Listed};
 use super::shared::{Live, Shared};
 use super::upstream_link::{LinkIo, LinkLost, ReplySink};
 use crate::bufio::{pump, read_into, shrink};
-use crate::config::UpstreamTarget;
+use crate::config::{UpstreamAddr, UpstreamTarget};
 use crate::metrics::{UpstreamCounted, UpstreamKind};
 use crate::resp::reply::{ReplyScan, ReplyScanner};
 use crate::upstream::{self, Endpoint, Endpoints, UpstreamError, UpstreamStream};
@@ -70,7 +70,8 @@ impl DedicatedLink {
         self.conn.is_some()
     }
 
-    /// Opens the connection (to the master, with Sentinel; with the proxy's
+    /// Opens the connection (to `node` when given, a cluster master; else to
+    /// the configured upstream, the master with Sentinel; with the proxy's
     /// upstream `AUTH`) and lists it in the client directory as serving `card`.
     pub async fn open(
         &mut self,
@@ -78,15 +79,17 @@ impl DedicatedLink {
         shared: &Shared,
         card: &Arc<ClientCard>,
         kind: UpstreamKind,
+        node: Option<&UpstreamAddr>,
     ) -> Result<(), UpstreamError> {
         let settings = &live.config.upstream;
-        let (connected, generation) = upstream::connect(
-            settings,
-            live.upstream_tls.as_ref(),
-            &live.renames,
-            &shared.endpoints,
-        )
-        .await?;
+        let (tls, renames) = (live.upstream_tls.as_ref(), &live.renames);
+        let (connected, generation) = match node {
+            Some(addr) => (
+                upstream::connect_to(addr, settings, tls, renames, false).await?,
+                0,
+            ),
+            None => upstream::connect(settings, tls, renames, &shared.endpoints).await?,
+        };
         let (r, w) = tokio::io::split(connected.stream);
         let listed = connected
             .client_id

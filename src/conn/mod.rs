@@ -15,6 +15,7 @@ mod acl_cmds;
 pub mod audit;
 pub mod client_lines;
 pub mod cluster;
+mod cluster_commands;
 mod commands;
 pub mod decision;
 mod dedicated_link;
@@ -120,9 +121,10 @@ pub async fn serve<S>(
     ));
     let mut slots = ReplySlots::new();
     slots.set_client_lines(client_lines(&shared, &live.config, &card));
-    let link = match shared.pool() {
-        Some(pool) => UpstreamLink::pooled(pool),
-        None => UpstreamLink::dedicated(),
+    let link = match (shared.cluster(), shared.pool()) {
+        (Some(cluster), _) => cluster_link(&shared, &live, cluster),
+        (None, Some(pool)) => UpstreamLink::pooled(pool),
+        (None, None) => UpstreamLink::dedicated(),
     };
     let session = Session::new(cert_user)
         .with_audit(audit)
@@ -165,6 +167,31 @@ pub async fn serve<S>(
         Phase::Closing(Close::ClientIo(e)) => debug!(%peer, error = %e, "client connection ended"),
         _ => debug!(%peer, "client disconnected"),
     }
+}
+
+/// A new client's link through the cluster router.
+fn cluster_link(shared: &Shared, live: &Live, cluster: &shared::ClusterUpstream) -> UpstreamLink {
+    let renames = &live.renames;
+    let named = |name: &[u8]| bytes::Bytes::from(renames.command(&[name]).unwrap_or_default());
+    let reply_limit = match live.config.upstream.mode {
+        crate::config::UpstreamMode::Pooled { reply_limit, .. } => reply_limit,
+        crate::config::UpstreamMode::Dedicated => usize::MAX,
+    };
+    let router = cluster::router::ClusterRouter::new(
+        Arc::clone(&cluster.topology),
+        Arc::clone(&cluster.pools),
+        Arc::clone(shared.reporter.metrics()),
+        reply_limit,
+        cluster::router::OwnCommands {
+            asking: named(b"ASKING"),
+            multi: named(b"MULTI"),
+            exec: named(b"EXEC"),
+        },
+    );
+    UpstreamLink::clustered(cluster::link::ClusterSide::new(
+        router,
+        Arc::clone(&cluster.topology),
+    ))
 }
 
 /// How `CLIENT INFO`/`LIST` replies describe this connection's client.

@@ -105,6 +105,14 @@ impl Session {
         }
     }
 
+    /// A command inside `MULTI` was refused by the proxy after the decision
+    /// (cluster mode's `CROSSSLOT`): `EXEC` will answer `EXECABORT`.
+    pub fn spoil_transaction(&mut self) {
+        if self.in_multi {
+            self.multi_dirty = true;
+        }
+    }
+
     /// True while a name waits to be sent ([`Session::take_pending_name`]).
     pub fn has_pending_name(&self) -> bool {
         self.pending_name.is_some()

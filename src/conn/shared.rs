@@ -14,10 +14,11 @@ use super::client_lines::ClientDirectory;
 use crate::acl::log::AclLog;
 use crate::acl::{User, Users};
 use crate::config::Config;
-use crate::config::UpstreamMode;
+use crate::config::{UpstreamAddr, UpstreamMode, UpstreamTarget};
 use crate::limits::rate::Rates;
 use crate::limits::report::Reporter;
 use crate::limits::Admission;
+use crate::upstream::cluster::{ClusterPools, Topology};
 use crate::upstream::{Endpoints, Pool, Renames, UpstreamView};
 
 /// One configuration generation: what a reload (SIGHUP) replaces whole.
@@ -59,6 +60,17 @@ pub struct Shared {
     pub endpoints: Arc<Endpoints>,
     /// Pooled mode's shared upstream connections ([`Shared::start_pool`]).
     pool: OnceLock<Pool>,
+    /// Cluster mode: the slot map and one pool per master.
+    cluster: OnceLock<ClusterUpstream>,
+}
+
+/// What cluster mode shares between connections.
+#[derive(Debug, Clone)]
+pub struct ClusterUpstream {
+    /// The slot map, kept current by [`Topology::watch`].
+    pub topology: Arc<Topology>,
+    /// One pool per master.
+    pub pools: Arc<ClusterPools>,
 }
 
 impl Shared {
@@ -73,25 +85,48 @@ impl Shared {
             reporter,
             clients: Arc::default(),
             pool: OnceLock::new(),
+            cluster: OnceLock::new(),
         }
     }
 
-    /// In pooled mode, starts the pool (on the current runtime); its
-    /// connections follow the configuration in force each time they connect.
-    pub fn start_pool(self: &Arc<Self>) {
+    /// In pooled mode, starts the pool (on the current runtime); in cluster
+    /// mode, the pools (one per master, at first use) and the topology
+    /// watcher, until `stop`. Shared connections follow the configuration in
+    /// force each time they connect.
+    pub fn start_pool(self: &Arc<Self>, stop: CancellationToken) {
         let UpstreamMode::Pooled { size, reply_limit } = self.live().config.upstream.mode else {
             return;
         };
         let weak: Weak<Shared> = Arc::downgrade(self);
         let view = Arc::new(move || weak.upgrade().map(|s| s.upstream_view()));
+        let metrics = Arc::clone(self.reporter.metrics());
+        if let UpstreamTarget::Cluster(cluster) = &self.live().config.upstream.target {
+            let seed = cluster
+                .seeds
+                .first()
+                .cloned()
+                .unwrap_or(UpstreamAddr::Tcp(String::new()));
+            let topology = Arc::new(Topology::new(seed, Some(Arc::clone(&metrics))));
+            let pools = Arc::new(ClusterPools::new(size, reply_limit, view, metrics));
+            let weak = Arc::downgrade(self);
+            let watch_view = move || weak.upgrade().map(|s| s.upstream_view());
+            tokio::spawn(Arc::clone(&topology).watch(watch_view, stop));
+            let _ = self.cluster.set(ClusterUpstream { topology, pools });
+            return;
+        }
         let pool = Pool::start(
             size,
             reply_limit,
             view,
             Arc::clone(&self.endpoints),
-            Arc::clone(self.reporter.metrics()),
+            metrics,
         );
         let _ = self.pool.set(pool);
+    }
+
+    /// Cluster mode's shared parts.
+    pub fn cluster(&self) -> Option<&ClusterUpstream> {
+        self.cluster.get()
     }
 
     /// The pool, in pooled mode.

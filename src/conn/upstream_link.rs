@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::client_lines::ClientCard;
+use super::cluster::link::{Before, ClusterSide};
 use super::dedicated_link::DedicatedLink;
 use super::pin::{Effect, Held};
 use super::pooled_seat::PooledSeat;
@@ -93,6 +94,8 @@ pub struct UpstreamLink {
     own: DedicatedLink,
     /// Pooled mode: the seat, and whether the client is pinned.
     pooled: Option<Pooled>,
+    /// Cluster mode: the router over one pool per master.
+    pub(super) cluster: Option<ClusterSide>,
 }
 
 #[derive(Debug)]
@@ -109,6 +112,16 @@ impl UpstreamLink {
         UpstreamLink {
             own: DedicatedLink::new(),
             pooled: None,
+            cluster: None,
+        }
+    }
+
+    /// A link through a cluster router (own connection to one master while pinned).
+    pub fn clustered(side: ClusterSide) -> Self {
+        UpstreamLink {
+            own: DedicatedLink::new(),
+            pooled: None,
+            cluster: Some(side),
         }
     }
 
@@ -122,6 +135,7 @@ impl UpstreamLink {
                 pinned: false,
                 held: Held::default(),
             }),
+            cluster: None,
         }
     }
 
@@ -145,22 +159,38 @@ impl UpstreamLink {
     /// True when a large command may be decided and passed on before it all
     /// arrived: not on a shared connection (its rest would hold up everyone).
     pub fn streams_requests(&self) -> bool {
-        self.seat().is_none()
+        self.seat().is_none() && self.cluster.is_none()
     }
 
     /// What the command `args` does to the connection's state, in pooled
     /// mode (in dedicated mode nothing here needs to know).
     pub fn effect_of(&self, args: Args<'_>) -> Effect {
-        match self.pooled {
-            Some(_) => Effect::of(args),
-            None => Effect::Free,
+        if self.pooled.is_some() || self.cluster.is_some() {
+            Effect::of(args)
+        } else {
+            Effect::Free
+        }
+    }
+
+    /// What to do before deciding the command `args` (of `effect`); `pending`
+    /// is every reply the client waits for. Pooled and cluster modes hold a
+    /// command that must run on the other side of what is in flight, and pin
+    /// the client when it needs a connection of its own.
+    pub fn before(&mut self, args: Args<'_>, effect: Effect, pending: usize) -> Before {
+        if let Some(c) = self.cluster.as_mut() {
+            return c.before(args, effect, pending);
+        }
+        if self.needs_pin(effect, pending > 0) {
+            Before::Hold
+        } else {
+            Before::Go
         }
     }
 
     /// Pooled mode: true when the command of `effect` must wait for the
     /// client's commands in flight on the shared connection (`pooled_in_flight`),
     /// after which it runs pinned. Pins the client when it need not wait.
-    pub fn needs_pin(&mut self, effect: Effect, pooled_in_flight: bool) -> bool {
+    fn needs_pin(&mut self, effect: Effect, pooled_in_flight: bool) -> bool {
         let Some(p) = self.pooled.as_mut().filter(|p| !p.pinned) else {
             return false;
         };
@@ -186,18 +216,22 @@ impl UpstreamLink {
     /// connection and no state there (`clear`: the connection task holds
     /// none either: no reply owed, no subscription, no pending name).
     pub fn releasable(&self, clear: bool) -> bool {
-        self.pooled
-            .as_ref()
-            .is_some_and(|p| p.pinned && !p.held.holds())
-            && clear
-            && self.own.backlog() == 0
-            && !self.own.mid_frame()
+        let pinned_free = match (&self.pooled, &self.cluster) {
+            (Some(p), _) => p.pinned && !p.held.holds(),
+            (_, Some(c)) => c.releasable(true),
+            _ => false,
+        };
+        pinned_free && clear && self.own.backlog() == 0 && !self.own.mid_frame()
     }
 
     /// Back to the pool: the own connection closes.
     pub fn release(&mut self) {
         if let Some(p) = self.pooled.as_mut() {
             p.pinned = false;
+            self.own.close();
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.release();
             self.own.close();
         }
     }
@@ -211,11 +245,12 @@ impl UpstreamLink {
         shared: &Shared,
         card: &Arc<ClientCard>,
     ) -> Result<(), UpstreamError> {
-        let kind = match self.pooled {
-            Some(_) => UpstreamKind::Pinned,
-            None => UpstreamKind::Dedicated,
+        let kind = match (&self.pooled, &self.cluster) {
+            (None, None) => UpstreamKind::Dedicated,
+            _ => UpstreamKind::Pinned,
         };
-        self.own.open(live, shared, card, kind).await
+        let node = self.cluster.as_ref().and_then(|c| c.pinned.as_ref());
+        self.own.open(live, shared, card, kind, node).await
     }
 
     /// Queues a command's bytes (or more of one) for the upstream, after
@@ -233,11 +268,16 @@ impl UpstreamLink {
         if let Some(seat) = self.seat_mut() {
             seat.submit(commands);
         }
+        if let Some(c) = self.cluster.as_mut() {
+            c.router.flush();
+        }
     }
 
     /// Bytes queued and not yet written (the client is not read past a limit).
     pub fn backlog(&self) -> usize {
-        self.own.backlog() + self.seat().map_or(0, PooledSeat::backlog)
+        self.own.backlog()
+            + self.seat().map_or(0, PooledSeat::backlog)
+            + self.cluster.as_ref().map_or(0, |c| c.router.backlog())
     }
 
     /// True while the front of a reply was delivered and its rest has not
@@ -250,12 +290,16 @@ impl UpstreamLink {
     /// takes replies now). A seat is always listened to, so a seat given up
     /// is noticed even while the client takes nothing.
     pub fn wants_io(&self, read: bool) -> bool {
-        self.pooled.is_some() || self.own.wants_io(read)
+        self.pooled.is_some() || self.cluster.is_some() || self.own.wants_io(read)
     }
 
     /// True when replies are kept that the client can take now.
     pub fn has_replies(&self) -> bool {
         self.pooled.as_ref().is_some_and(|p| p.seat.has_replies())
+            || self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.router.has_replies())
     }
 
     /// True while open to a master that is no longer the one `current` is
@@ -267,6 +311,20 @@ impl UpstreamLink {
     /// One turn of I/O: writes queued commands, or (`read`) reads replies.
     pub async fn io(&mut self, read: bool) -> LinkIo {
         let own = self.own.wants_io(read);
+        if let Some(c) = self.cluster.as_mut() {
+            let retry = c.router.next_retry();
+            return tokio::select! {
+                r = self.own.io(read), if own => r,
+                r = c.router.receive() => match r {
+                    Ok(()) => LinkIo::Read,
+                    Err(lost) => LinkIo::Lost(lost),
+                },
+                () = sleep_until(retry), if retry.is_some() => {
+                    c.router.retry_due();
+                    LinkIo::Wrote
+                }
+            };
+        }
         let Some(p) = self.pooled.as_mut() else {
             return self.own.io(read).await;
         };
@@ -285,6 +343,9 @@ impl UpstreamLink {
         if let Some(p) = self.pooled.as_mut() {
             p.seat.deliver(sink)?;
         }
+        if let Some(c) = self.cluster.as_mut() {
+            c.router.deliver(sink)?;
+        }
         self.own.deliver(sink)
     }
 
@@ -294,5 +355,13 @@ impl UpstreamLink {
         if let Some(p) = self.pooled.as_mut() {
             p.seat.clear();
         }
+    }
+}
+
+/// Completes at `at` (a retry), never without one.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }

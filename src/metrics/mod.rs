@@ -70,6 +70,7 @@ pub struct Metrics {
     auth_failures: Counter,
     upstream_connect_errors: Counter,
     upstream_failovers: Counter,
+    upstream_redirects: [Counter; 2],
     /// One gauge per [`UpstreamKind`], indexed by `kind as usize`.
     upstream_connections: [Gauge; UpstreamKind::ALL.len()],
     command_duration: Histogram,
@@ -146,6 +147,15 @@ impl Metrics {
             upstream_failovers.clone(),
         );
 
+        let redirects = Family::<KindLabels, Counter>::default();
+        let upstream_redirects =
+            ["moved", "ask"].map(|kind| redirects.get_or_create_owned(&KindLabels { kind }));
+        registry.register(
+            "portcullis_upstream_redirects",
+            "Cluster MOVED and ASK replies the proxy followed",
+            redirects,
+        );
+
         let kinds = Family::<KindLabels, Gauge>::default();
         let upstream_connections = UpstreamKind::ALL.map(|kind| {
             kinds.get_or_create_owned(&KindLabels {
@@ -194,6 +204,7 @@ impl Metrics {
             auth_failures,
             upstream_connect_errors,
             upstream_failovers,
+            upstream_redirects,
             upstream_connections,
             command_duration,
             reloads_ok,
@@ -290,6 +301,12 @@ impl Metrics {
     /// Counts another master taken into use in `portcullis_upstream_failovers_total`.
     pub fn upstream_failover(&self) {
         self.upstream_failovers.inc();
+    }
+
+    /// Counts a followed cluster redirect in
+    /// `portcullis_upstream_redirects_total{kind}` (`"moved"` or `"ask"`).
+    pub fn upstream_redirect(&self, kind: &str) {
+        self.upstream_redirects[usize::from(kind == "ask")].inc();
     }
 
     /// `portcullis_upstream_connect_errors_total`.

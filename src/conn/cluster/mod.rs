@@ -4,6 +4,8 @@
 //! keeps a client's replies in order across masters and follows redirects
 //! ([`router`]).
 
+pub mod link;
 pub mod local;
 pub mod merge;
 pub mod route;
+pub mod router;

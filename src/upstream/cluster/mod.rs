@@ -35,16 +35,19 @@ const REFRESH_MIN_GAP: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub struct Topology {
     map: ArcSwap<SlotMap>,
+    /// The first seed (where commands go before the slot map is known).
+    seed: UpstreamAddr,
     healthy: AtomicBool,
     refresh: Notify,
     metrics: Option<Arc<Metrics>>,
 }
 
 impl Topology {
-    /// Nothing known yet.
-    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
+    /// Nothing known yet but `seed`.
+    pub fn new(seed: UpstreamAddr, metrics: Option<Arc<Metrics>>) -> Self {
         Topology {
             map: ArcSwap::from_pointee(SlotMap::default()),
+            seed,
             healthy: AtomicBool::new(false),
             refresh: Notify::new(),
             metrics,
@@ -54,6 +57,11 @@ impl Topology {
     /// The slot map in force.
     pub fn map(&self) -> Arc<SlotMap> {
         self.map.load_full()
+    }
+
+    /// The first seed.
+    pub fn seed(&self) -> UpstreamAddr {
+        self.seed.clone()
     }
 
     /// True when the last refresh saw `cluster_state:ok` and every slot served.
@@ -76,11 +84,11 @@ impl Topology {
         self.refresh.notify_one();
     }
 
-    /// Keeps the slot map current until `stop`: at start, every
+    /// Keeps the slot map current until `stop` (or `view` has nothing more): at start, every
     /// [`REFRESH_EVERY`], and when asked (at most every 200 ms).
     pub async fn watch(
         self: Arc<Self>,
-        view: impl Fn() -> UpstreamView + Send + Sync,
+        view: impl Fn() -> Option<UpstreamView> + Send + Sync,
         stop: CancellationToken,
     ) {
         let mut last = Instant::now() - REFRESH_MIN_GAP;
@@ -89,7 +97,10 @@ impl Topology {
             let gap = REFRESH_MIN_GAP.saturating_sub(last.elapsed());
             tokio::time::sleep(gap).await;
             last = Instant::now();
-            match self.refresh_once(&view()).await {
+            let Some(view) = view() else {
+                return;
+            };
+            match self.refresh_once(&view).await {
                 Ok(()) => warned = false,
                 Err(why) if !warned => {
                     warn!(reason = %Escaped(&why), "cluster slot map not read");

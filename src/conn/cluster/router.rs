@@ -1,0 +1,686 @@
+//! A client's commands on the shared connections of a cluster: one seat per
+//! master it uses, every command an entry in client order, each reply filed
+//! into its entry (replies of different masters arrive in any order) and
+//! handed on from the front. `MOVED`, `ASK` and `TRYAGAIN` replies are
+//! followed here and never reach the client; commands sent to several
+//! masters get one reply. A transaction is kept here until `EXEC` and sent
+//! whole (`MULTI` ... `EXEC` in one batch), so its node can be chosen by its
+//! keys and it can be sent again after a redirect.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::merge::{self, scan_reply};
+use super::route::{Combine, Part};
+use crate::config::UpstreamAddr;
+use crate::metrics::Metrics;
+use crate::upstream::cluster::{ClusterPools, Topology};
+use crate::upstream::{PoolReply, Seat, SeatReplies};
+
+use super::super::upstream_link::{LinkLost, ReplySink};
+
+/// Redirects followed for one command before its last redirect reply is passed on.
+const MAX_REDIRECTS: u8 = 16;
+/// `TRYAGAIN`, an `ASK` inside a transaction, or a node that cannot be
+/// reached: the command is sent again after this long...
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+/// ...this many times at most.
+const MAX_RETRIES: u8 = 40;
+
+/// A seat on one master's pool.
+#[derive(Debug)]
+struct SeatOn {
+    addr: UpstreamAddr,
+    seat: Seat,
+    /// Entries whose replies this master sends next, in order.
+    expect: VecDeque<u64>,
+    /// This turn's commands, submitted together.
+    batch: BytesMut,
+    batch_commands: usize,
+    /// The front of a large frame arriving in parts.
+    partial: Option<BytesMut>,
+}
+
+/// How an entry's reply becomes the client's.
+#[derive(Debug)]
+enum Shape {
+    /// As it is.
+    Plain,
+    /// A `SCAN` reply of master `index` of `masters`.
+    Scan { index: usize, masters: usize },
+    /// The first part of a split or fan-out: it holds the others' replies.
+    Lead(Box<Group>),
+    /// Another part: its reply goes to the lead `lead`, as part `index`.
+    Member { lead: u64, index: usize },
+}
+
+#[derive(Debug)]
+struct Group {
+    combine: Combine,
+    replies: Vec<Option<Bytes>>,
+    positions: Vec<Vec<usize>>,
+    total: usize,
+}
+
+/// One command (or part, or transaction) in flight.
+#[derive(Debug)]
+struct Entry {
+    /// What is sent (again, after a redirect).
+    bytes: Bytes,
+    /// Its slot, when it has keys.
+    slot: Option<u16>,
+    /// Frames before the one kept (a transaction's `MULTI` and `QUEUED`s,
+    /// an `ASKING`'s `+OK`), and how many of them came; `base_skip` without
+    /// an `ASKING`.
+    skip: usize,
+    skipped: usize,
+    base_skip: usize,
+    /// A redirect seen among the skipped frames (a transaction's).
+    redirect_seen: Option<Redirect>,
+    redirects: u8,
+    retries: u8,
+    /// Safe to send again when its connection was lost: it only reads.
+    reads_only: bool,
+    shape: Shape,
+    /// Done: the reply, or nothing to hand on (a member).
+    reply: Option<Option<Bytes>>,
+}
+
+/// A redirect reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Redirect {
+    Moved(u16, UpstreamAddr),
+    Ask(u16, UpstreamAddr),
+    TryAgain,
+}
+
+/// A transaction kept until `EXEC`.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    /// The queued commands, back to back.
+    commands: BytesMut,
+    count: usize,
+    /// The slot of its keys, once one command had keys.
+    pub slot: Option<u16>,
+    reads_only: bool,
+}
+
+impl Transaction {
+    /// Keeps one more command (`bytes`, as the upstream names it).
+    pub fn queue(&mut self, bytes: &[u8], reads_only: bool) {
+        if self.count == 0 {
+            self.reads_only = true;
+        }
+        self.commands.extend_from_slice(bytes);
+        self.count += 1;
+        self.reads_only &= reads_only;
+    }
+}
+
+/// The seats of one client and its entries in flight.
+pub struct ClusterRouter {
+    topology: Arc<Topology>,
+    pools: Arc<ClusterPools>,
+    metrics: Arc<Metrics>,
+    replies: SeatReplies,
+    backlog: VecDeque<(u32, PoolReply)>,
+    seats: Vec<SeatOn>,
+    entries: VecDeque<Entry>,
+    /// Id of `entries.front()`.
+    first: u64,
+    /// Entries to send again, and when.
+    retries: VecDeque<(Instant, u64)>,
+    /// The open transaction.
+    pub txn: Option<Transaction>,
+    /// The names the upstream knows `ASKING`, `MULTI` and `EXEC` by.
+    asking: Bytes,
+    multi: Bytes,
+    exec: Bytes,
+}
+
+impl std::fmt::Debug for ClusterRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterRouter")
+            .field("seats", &self.seats.len())
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The commands the router itself sends, in the upstream's names.
+pub struct OwnCommands {
+    /// `ASKING`.
+    pub asking: Bytes,
+    /// `MULTI`.
+    pub multi: Bytes,
+    /// `EXEC`.
+    pub exec: Bytes,
+}
+
+impl ClusterRouter {
+    /// A router for a new client.
+    pub fn new(
+        topology: Arc<Topology>,
+        pools: Arc<ClusterPools>,
+        metrics: Arc<Metrics>,
+        reply_limit: usize,
+        own: OwnCommands,
+    ) -> Self {
+        ClusterRouter {
+            topology,
+            pools,
+            metrics,
+            replies: SeatReplies::new(reply_limit),
+            backlog: VecDeque::new(),
+            seats: Vec::new(),
+            entries: VecDeque::new(),
+            first: 0,
+            retries: VecDeque::new(),
+            txn: None,
+            asking: own.asking,
+            multi: own.multi,
+            exec: own.exec,
+        }
+    }
+
+    /// Client commands in flight here (parts of one command count once).
+    pub fn in_flight(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| !matches!(e.shape, Shape::Member { .. }))
+            .count()
+    }
+
+    /// Bytes of this turn not yet submitted.
+    pub fn backlog(&self) -> usize {
+        self.seats
+            .iter()
+            .map(|s| s.batch.len() + s.seat.unwritten())
+            .sum()
+    }
+
+    /// The master serving `slot` (any master without one; a seed before
+    /// the slot map is known: its `MOVED` will say where to go).
+    pub fn node_for(&self, slot: Option<u16>) -> UpstreamAddr {
+        let map = self.topology.map();
+        let known = match slot {
+            Some(s) => map.owner(s),
+            None => map.masters().first(),
+        };
+        match known {
+            Some(m) => m.addr.clone(),
+            None => self.topology.seed(),
+        }
+    }
+
+    fn seat_index(&mut self, addr: &UpstreamAddr) -> usize {
+        if let Some(i) = self.seats.iter().position(|s| &s.addr == addr) {
+            return i;
+        }
+        let pool = self.pools.pool(addr);
+        let tag = u32::try_from(self.seats.len()).unwrap_or(u32::MAX);
+        self.seats.push(SeatOn {
+            addr: addr.clone(),
+            seat: pool.seat(&self.replies, tag),
+            expect: VecDeque::new(),
+            batch: BytesMut::new(),
+            batch_commands: 0,
+            partial: None,
+        });
+        self.seats.len() - 1
+    }
+
+    fn push_entry(&mut self, entry: Entry, addr: &UpstreamAddr) -> u64 {
+        let id = self.first + self.entries.len() as u64;
+        let i = self.seat_index(addr);
+        let seat = &mut self.seats[i];
+        seat.batch.extend_from_slice(&entry.bytes);
+        seat.batch_commands += 1;
+        seat.expect.push_back(id);
+        self.entries.push_back(entry);
+        id
+    }
+
+    fn entry(bytes: Bytes, slot: Option<u16>, reads_only: bool, shape: Shape) -> Entry {
+        Entry {
+            bytes,
+            slot,
+            skip: 0,
+            skipped: 0,
+            base_skip: 0,
+            redirect_seen: None,
+            redirects: 0,
+            retries: 0,
+            reads_only,
+            shape,
+            reply: None,
+        }
+    }
+
+    /// A command for the master of `slot` (any master: `None`).
+    pub fn send(&mut self, bytes: &[u8], slot: Option<u16>, reads_only: bool) {
+        let addr = self.node_for(slot);
+        let e = Self::entry(
+            Bytes::copy_from_slice(bytes),
+            slot,
+            reads_only,
+            Shape::Plain,
+        );
+        self.push_entry(e, &addr);
+    }
+
+    /// `SCAN` (`bytes`, its cursor already the master's own) on master
+    /// `index` of the slot map; false when there is no such master.
+    pub fn send_scan(&mut self, bytes: Vec<u8>, index: usize) -> bool {
+        let map = self.topology.map();
+        let masters = map.masters().len().max(1);
+        let Some(addr) = map
+            .masters()
+            .get(index)
+            .map(|m| m.addr.clone())
+            .or_else(|| (index == 0).then(|| self.topology.seed()))
+        else {
+            return false;
+        };
+        let e = Self::entry(
+            Bytes::from(bytes),
+            None,
+            true,
+            Shape::Scan { index, masters },
+        );
+        self.push_entry(e, &addr);
+        true
+    }
+
+    /// Parts for several masters (a split command, or `bytes` to every master
+    /// with `parts` empty), one reply for the client.
+    pub fn send_group(
+        &mut self,
+        combine: Combine,
+        parts: Vec<Part>,
+        total: usize,
+        reads_only: bool,
+        every: Option<&[u8]>,
+    ) {
+        let targets: Vec<(Bytes, Option<u16>, Vec<usize>, UpstreamAddr)> = match every {
+            Some(bytes) => {
+                let map = self.topology.map();
+                let mut addrs: Vec<UpstreamAddr> =
+                    map.masters().iter().map(|m| m.addr.clone()).collect();
+                if addrs.is_empty() {
+                    addrs.push(self.topology.seed());
+                }
+                addrs
+                    .into_iter()
+                    .map(|a| (Bytes::copy_from_slice(bytes), None, Vec::new(), a))
+                    .collect()
+            }
+            None => parts
+                .into_iter()
+                .map(|p| {
+                    let addr = self.node_for(Some(p.slot));
+                    (Bytes::from(p.bytes), Some(p.slot), p.positions, addr)
+                })
+                .collect(),
+        };
+        let lead = self.first + self.entries.len() as u64;
+        let n = targets.len();
+        let mut positions = Vec::with_capacity(n);
+        for (index, (bytes, slot, pos, addr)) in targets.into_iter().enumerate() {
+            positions.push(pos);
+            let shape = if index == 0 {
+                Shape::Lead(Box::new(Group {
+                    combine,
+                    replies: vec![None; n],
+                    positions: Vec::new(),
+                    total,
+                }))
+            } else {
+                Shape::Member { lead, index }
+            };
+            self.push_entry(Self::entry(bytes, slot, reads_only, shape), &addr);
+        }
+        if let Some(Entry {
+            shape: Shape::Lead(group),
+            ..
+        }) = self.entry_mut(lead)
+        {
+            group.positions = positions;
+        }
+    }
+
+    /// `EXEC` of the open transaction: `MULTI`, its commands and `EXEC` as
+    /// one batch to the master of its slot. Returns the batch when it runs on
+    /// the client's own connection instead (`own`), with its frame count.
+    pub fn exec(&mut self, own: bool) -> Option<(Bytes, usize)> {
+        let txn = self.txn.take()?;
+        let mut unit = BytesMut::with_capacity(txn.commands.len() + 32);
+        unit.extend_from_slice(&self.multi);
+        unit.extend_from_slice(&txn.commands);
+        unit.extend_from_slice(&self.exec);
+        if own {
+            return Some((unit.freeze(), txn.count + 2));
+        }
+        let addr = self.node_for(txn.slot);
+        let mut e = Self::entry(unit.freeze(), txn.slot, txn.reads_only, Shape::Plain);
+        e.skip = txn.count + 1;
+        e.base_skip = e.skip;
+        self.push_entry(e, &addr);
+        None
+    }
+
+    /// Submits this turn's batches.
+    pub fn flush(&mut self) {
+        for s in &mut self.seats {
+            if s.batch_commands > 0 {
+                s.seat.submit(s.batch.split().freeze(), s.batch_commands);
+                s.batch_commands = 0;
+            }
+        }
+    }
+
+    /// True while kept replies wait for the client to take more output.
+    pub fn has_replies(&self) -> bool {
+        !self.backlog.is_empty() || self.entries.front().is_some_and(|e| e.reply.is_some())
+    }
+
+    /// When the next command waiting to be sent again is due.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.retries.front().map(|(t, _)| *t)
+    }
+
+    /// Waits for the next reply of any seat and keeps it.
+    pub async fn receive(&mut self) -> Result<(), LinkLost> {
+        match self.replies.recv().await {
+            Some((_, PoolReply::Overflow)) => Err(LinkLost::ReplyLimit),
+            Some(tagged) => {
+                self.backlog.push_back(tagged);
+                Ok(())
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends again the commands whose retry is due.
+    pub fn retry_due(&mut self) {
+        let now = Instant::now();
+        while self.retries.front().is_some_and(|(t, _)| *t <= now) {
+            let Some((_, id)) = self.retries.pop_front() else {
+                break;
+            };
+            let Some(e) = self.entry_mut(id) else {
+                continue;
+            };
+            let slot = e.slot;
+            let addr = self.node_for(slot);
+            self.resend(id, &addr, false);
+        }
+        self.flush();
+    }
+
+    fn entry_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
+        self.entries.get_mut(i)
+    }
+
+    /// Sends entry `id` to `addr` (with `ASKING` first when `ask`).
+    fn resend(&mut self, id: u64, addr: &UpstreamAddr, ask: bool) {
+        let asking = self.asking.clone();
+        let i = self.seat_index(addr);
+        let Some(e) = self.entry_mut(id) else { return };
+        e.skipped = 0;
+        e.redirect_seen = None;
+        e.skip = e.base_skip + usize::from(ask);
+        let bytes = e.bytes.clone();
+        let seat = &mut self.seats[i];
+        if ask {
+            seat.batch.extend_from_slice(&asking);
+        }
+        seat.batch.extend_from_slice(&bytes);
+        seat.batch_commands += 1 + usize::from(ask);
+        seat.expect.push_back(id);
+    }
+
+    /// Files the kept replies into their entries and hands on, in client
+    /// order, those that are done, until the client has enough output.
+    pub fn deliver(&mut self, sink: &mut impl ReplySink) -> Result<(), LinkLost> {
+        while !sink.full() {
+            if let Some((tag, reply)) = self.backlog.pop_front() {
+                self.file(tag, reply)?;
+            }
+            self.hand_on(sink)?;
+            if self.backlog.is_empty() {
+                break;
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    fn hand_on(&mut self, sink: &mut impl ReplySink) -> Result<(), LinkLost> {
+        while self.entries.front().is_some_and(|e| e.reply.is_some()) && !sink.full() {
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            self.first += 1;
+            if let Some(Some(reply)) = e.reply {
+                let ty = reply.first().copied().unwrap_or(0);
+                sink.frame(&reply, ty, false)
+                    .map_err(|_| LinkLost::Desync)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One message from seat `tag`.
+    fn file(&mut self, tag: u32, reply: PoolReply) -> Result<(), LinkLost> {
+        let i = usize::try_from(tag).unwrap_or(usize::MAX);
+        match reply {
+            PoolReply::Frames { data, frames } => {
+                let mut start = 0;
+                for (end, _) in frames {
+                    let mut frame = data.slice(start..end);
+                    if let Some(mut front) = self.seats.get_mut(i).and_then(|s| s.partial.take()) {
+                        front.extend_from_slice(&frame);
+                        frame = front.freeze();
+                    }
+                    self.replies.taken(end - start);
+                    start = end;
+                    self.frame(i, frame)?;
+                }
+            }
+            PoolReply::Part { data, .. } => {
+                self.replies.taken(data.len());
+                if let Some(s) = self.seats.get_mut(i) {
+                    s.partial
+                        .get_or_insert_with(BytesMut::new)
+                        .extend_from_slice(&data);
+                }
+            }
+            PoolReply::Failed { commands, lost } => {
+                self.topology.request_refresh();
+                if let Some(s) = self.seats.get_mut(i) {
+                    s.partial = None;
+                }
+                for _ in 0..commands {
+                    let Some(id) = self.seats.get_mut(i).and_then(|s| s.expect.pop_front()) else {
+                        return Err(LinkLost::Desync);
+                    };
+                    self.lost(id, lost);
+                }
+            }
+            PoolReply::Overflow => return Err(LinkLost::ReplyLimit),
+        }
+        Ok(())
+    }
+
+    /// Entry `id`'s connection went away: sent again later if that is safe.
+    fn lost(&mut self, id: u64, written: bool) {
+        let Some(e) = self.entry_mut(id) else { return };
+        if (!written || e.reads_only) && e.retries < MAX_RETRIES {
+            e.retries += 1;
+            self.retries.push_back((Instant::now() + RETRY_AFTER, id));
+            return;
+        }
+        let reply: &[u8] = if written {
+            super::super::replies::UPSTREAM_LOST
+        } else {
+            super::super::replies::UPSTREAM_UNAVAILABLE
+        };
+        self.done(id, Bytes::from_static(reply));
+    }
+
+    /// A whole frame from seat `i`.
+    fn frame(&mut self, i: usize, frame: Bytes) -> Result<(), LinkLost> {
+        let Some(&id) = self.seats.get(i).and_then(|s| s.expect.front()) else {
+            return Err(LinkLost::Desync);
+        };
+        let replying = self.seats[i].addr.clone();
+        let redirect = redirect_of(&frame, &replying);
+        let Some(e) = self.entry_mut(id) else {
+            return Err(LinkLost::Desync);
+        };
+        if e.skipped < e.skip {
+            e.skipped += 1;
+            if e.redirect_seen.is_none() {
+                e.redirect_seen = redirect;
+            }
+            return Ok(());
+        }
+        // A transaction whose commands were redirected: its EXEC aborted.
+        let redirect = e.redirect_seen.take().or(redirect);
+        let followed = redirect.filter(|_| e.redirects < MAX_REDIRECTS);
+        if followed.is_some() {
+            e.redirects += 1;
+        }
+        let in_unit = e.base_skip > 0;
+        self.seats[i].expect.pop_front();
+        let Some(redirect) = followed else {
+            self.done(id, frame);
+            return Ok(());
+        };
+        match redirect {
+            Redirect::Moved(slot, addr) => {
+                self.metrics.upstream_redirect("moved");
+                self.topology.moved(slot, &addr);
+                self.resend(id, &addr, false);
+            }
+            Redirect::Ask(_, addr) if !in_unit => {
+                self.metrics.upstream_redirect("ask");
+                self.resend(id, &addr, true);
+            }
+            // TRYAGAIN, or an ASK for a transaction (ASKING covers one command).
+            _ => self.retries.push_back((Instant::now() + RETRY_AFTER, id)),
+        }
+        Ok(())
+    }
+
+    /// Entry `id` answered `reply` (the upstream's, or the proxy's).
+    fn done(&mut self, id: u64, reply: Bytes) {
+        let Some(e) = self.entry_mut(id) else { return };
+        match &mut e.shape {
+            Shape::Plain => e.reply = Some(Some(reply)),
+            Shape::Scan { index, masters } => {
+                let made = scan_reply(&reply, *index, *masters).map(Bytes::from);
+                e.reply = Some(Some(made.unwrap_or(reply)));
+            }
+            Shape::Lead(group) => {
+                group.replies[0] = Some(reply);
+                self.complete_group(id);
+            }
+            Shape::Member { lead, index } => {
+                let (lead, index) = (*lead, *index);
+                e.reply = Some(None);
+                if let Some(Entry {
+                    shape: Shape::Lead(group),
+                    ..
+                }) = self.entry_mut(lead)
+                {
+                    if let Some(r) = group.replies.get_mut(index) {
+                        *r = Some(reply);
+                    }
+                }
+                self.complete_group(lead);
+            }
+        }
+    }
+
+    /// The lead `lead` gets the combined reply once every part answered.
+    fn complete_group(&mut self, lead: u64) {
+        let Some(e) = self.entry_mut(lead) else {
+            return;
+        };
+        let Shape::Lead(group) = &e.shape else { return };
+        if group.replies.iter().any(Option::is_none) {
+            return;
+        }
+        let replies: Vec<&[u8]> = group.replies.iter().flatten().map(|b| &b[..]).collect();
+        let combined = merge::combine(group.combine, &replies, &group.positions, group.total);
+        e.reply = Some(Some(Bytes::from(combined)));
+    }
+}
+
+/// `-MOVED slot host:port`, `-ASK slot host:port` or `-TRYAGAIN ...`; an
+/// address with no host (`:port`) is on the host of the node that replied.
+fn redirect_of(frame: &[u8], replying: &UpstreamAddr) -> Option<Redirect> {
+    if frame.first() != Some(&b'-') {
+        return None;
+    }
+    if frame.starts_with(b"-TRYAGAIN") {
+        return Some(Redirect::TryAgain);
+    }
+    let line = std::str::from_utf8(frame.get(1..frame.len().checked_sub(2)?)?).ok()?;
+    let mut words = line.split(' ');
+    let kind = words.next()?;
+    let slot: u16 = words.next()?.parse().ok()?;
+    let target = words.next()?;
+    let target = match target.strip_prefix(':') {
+        Some(port) => {
+            let UpstreamAddr::Tcp(from) = replying else {
+                return None;
+            };
+            let host = from.rsplit_once(':').map_or(from.as_str(), |(h, _)| h);
+            format!("{host}:{port}")
+        }
+        None => target.to_string(),
+    };
+    let addr = UpstreamAddr::Tcp(target);
+    match kind {
+        "MOVED" => Some(Redirect::Moved(slot, addr)),
+        "ASK" => Some(Redirect::Ask(slot, addr)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_replies() {
+        let from = UpstreamAddr::Tcp("10.0.0.1:7000".into());
+        assert_eq!(
+            redirect_of(b"-MOVED 3999 127.0.0.1:6381\r\n", &from),
+            Some(Redirect::Moved(
+                3999,
+                UpstreamAddr::Tcp("127.0.0.1:6381".into())
+            ))
+        );
+        assert_eq!(
+            redirect_of(b"-ASK 1 :7002\r\n", &from),
+            Some(Redirect::Ask(1, UpstreamAddr::Tcp("10.0.0.1:7002".into())))
+        );
+        assert_eq!(
+            redirect_of(
+                b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+                &from
+            ),
+            Some(Redirect::TryAgain)
+        );
+        assert_eq!(redirect_of(b"-ERR MOVED 1 x:1\r\n", &from), None);
+        assert_eq!(redirect_of(b"+MOVED 1 x:1\r\n", &from), None);
+    }
+}
