@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs redis-server (and redis-tools) from Debian/Ubuntu packages when it is missing.
+# Installs what the tests run beside the proxy, from Debian/Ubuntu packages,
+# when it is missing: redis-server, redis-tools (redis-cli --cluster) and
+# python3-redis (redis-py's cluster client, driven through the proxy).
 set -euo pipefail
-if command -v redis-server >/dev/null 2>&1; then
+if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 \
+    && python3 -c 'import redis' 2>/dev/null; then
   exit 0
 fi
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-echo "redis-server is missing: installing it with apt-get" >&2
+echo "redis-server, redis-cli or redis-py is missing: installing them with apt-get" >&2
 $sudo apt-get update
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y redis-server redis-tools
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y redis-server redis-tools python3-redis

@@ -78,8 +78,16 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 true
             }
             Sent::Own { bytes, drops, then } => {
-                if !self.link.is_open() && !*upstream_failed {
+                let opening = !self.link.is_open();
+                if opening && !*upstream_failed {
                     *upstream_failed = !self.open_link().await;
+                    let resp3 = self.link.cluster.as_ref().is_some_and(|c| c.router.resp3);
+                    if self.link.is_open() && resp3 {
+                        // A RESP3 client's new own connection speaks RESP3 too.
+                        let hello = renames.command(&[b"HELLO", b"3"]).unwrap_or_default();
+                        self.link.send(&hello);
+                        self.slots.push_upstream(SlotKind::Plain, Emit::Drop);
+                    }
                 }
                 if !self.link.is_open() {
                     if !suppress {

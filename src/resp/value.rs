@@ -3,6 +3,7 @@
 //! Borrowed, no copies; anything but RESP2 types is refused.
 
 use super::num::string2ll;
+use super::reply::{ReplyScan, ReplyScanner};
 
 /// A RESP2 value borrowing from the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +99,8 @@ impl<'a> Value<'a> {
     }
 }
 
-/// The raw bytes of each element of the array `frame` (RESP2), in order.
+/// The raw bytes of each element of the array `frame` (`*`; its elements of
+/// any RESP2 or RESP3 type), in order.
 pub fn array_elements(frame: &[u8]) -> Option<Vec<&[u8]>> {
     let line_end = memchr::memmem::find(frame, b"\r\n")?;
     if frame.first() != Some(&b'*') {
@@ -108,9 +110,12 @@ pub fn array_elements(frame: &[u8]) -> Option<Vec<&[u8]>> {
     let mut out = Vec::with_capacity(n.min(1024));
     let mut pos = line_end + 2;
     for _ in 0..n {
-        let (_, used) = Value::parse(frame.get(pos..)?)?;
-        out.push(&frame[pos..pos + used]);
-        pos += used;
+        let rest = frame.get(pos..)?;
+        let Ok(ReplyScan::Complete { len }) = ReplyScanner::new().scan(rest) else {
+            return None;
+        };
+        out.push(&rest[..len]);
+        pos += len;
     }
     (pos == frame.len()).then_some(out)
 }

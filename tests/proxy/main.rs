@@ -9,6 +9,7 @@ mod support;
 mod acl;
 mod caps;
 mod cluster;
+mod cluster_faults;
 mod commands;
 mod config_check;
 mod faults;

@@ -22,10 +22,8 @@ use crate::resp::request::Args;
 use crate::upstream::cluster::Topology;
 use crate::upstream::Renames;
 
-/// Commands a cluster upstream cannot give one client across its masters.
-pub const RESP3_REFUSED: &[u8] =
-    b"-ERR RESP3 (HELLO 3) is not available through a cluster upstream\r\n";
-/// `CLIENT TRACKING` / `CACHING`.
+/// `CLIENT TRACKING` / `CACHING`: one client's invalidations cannot come from
+/// several masters' connections.
 pub const TRACKING_REFUSED: &[u8] =
     b"-ERR CLIENT TRACKING is not available through a cluster upstream\r\n";
 
@@ -124,16 +122,17 @@ impl ClusterSide {
         if matches!(route, Route::Local(_) | Route::CrossSlot) {
             return Before::Go;
         }
-        let keyless = !matches!(route, Route::Slot(_));
+        // The protocol is followed by the router (RESP3 connections per
+        // master): `HELLO` pins only for a name.
+        let effect = match effect {
+            Effect::ForLife if is_hello_without_name(args) => Effect::Free,
+            other => other,
+        };
+        let fan_out = matches!(route, Route::All(_) | Route::Split { .. } | Route::Scan);
         let state = self.held.holds();
         self.dest = match &self.pinned {
-            Some(p)
-                if *p == node
-                    || (keyless
-                        && !matches!(route, Route::All(_) | Route::Split { .. } | Route::Scan)) =>
-            {
-                Dest::Own
-            }
+            _ if fan_out => Dest::Router,
+            Some(p) if *p == node || matches!(route, Route::Any) => Dest::Own,
             // Pinned elsewhere with state: answered CROSSSLOT when sent.
             Some(_) if effect.needs_own() && state => return Before::Go,
             Some(_) if effect.needs_own() => {
@@ -204,7 +203,16 @@ impl ClusterSide {
                     b"-ERR WATCH inside MULTI is not allowed\r\n",
                 ))
             }
-            "reset" => self.router.txn = None,
+            "reset" => {
+                self.router.txn = None;
+                self.router.resp3 = false;
+            }
+            // The protocol of the connections the client's commands go on.
+            "hello" => match args.get(1) {
+                Some(b"3") => self.router.resp3 = true,
+                Some(b"2") => self.router.resp3 = false,
+                _ => {}
+            },
             _ => {}
         }
         if self.router.txn.is_some() {
@@ -353,6 +361,12 @@ impl ClusterSide {
     }
 }
 
+/// `HELLO` without `SETNAME`.
+fn is_hello_without_name(args: Args<'_>) -> bool {
+    args.get(0).is_some_and(|n| is_keyword(n, "hello"))
+        && !args.iter().skip(2).any(|a| is_keyword(a, "setname"))
+}
+
 /// `EXEC`, `DISCARD` or `RESET`: a transaction kept here ends.
 fn is_end_of_transaction(args: Args<'_>) -> bool {
     args.get(0).is_some_and(|n| {
@@ -360,13 +374,10 @@ fn is_end_of_transaction(args: Args<'_>) -> bool {
     })
 }
 
-/// What the cluster side refuses before any decision: RESP3 and tracking,
-/// which one client cannot have across several masters' connections.
+/// What the cluster side refuses before any decision: tracking, which one
+/// client cannot have across several masters' connections.
 fn refused(args: Args<'_>) -> Option<&'static [u8]> {
     let name = args.get(0)?;
-    if is_keyword(name, "hello") && args.get(1) == Some(b"3") {
-        return Some(RESP3_REFUSED);
-    }
     let sub = args.get(1)?;
     (is_keyword(name, "client") && (is_keyword(sub, "tracking") || is_keyword(sub, "caching")))
         .then_some(TRACKING_REFUSED)

@@ -4,7 +4,7 @@
 //! that cannot be split.
 
 use crate::command::{command_keys, resolve, CommandSpec, KeyRef, Resolved};
-use crate::resp::encode::{self, is_keyword};
+use crate::resp::encode;
 use crate::resp::request::Args;
 use crate::upstream::cluster::key_slot;
 
@@ -184,28 +184,38 @@ fn split(cmd: &CommandSpec, args: Args<'_>, keys: &[KeyRef]) -> Option<Route> {
         _ => return None,
     };
     let name = args.get(0)?;
-    let mut groups: Vec<(u16, Vec<&[u8]>, Vec<usize>)> = Vec::new();
+    // Per slot: the command's words and the client's key positions.
+    struct Group<'a> {
+        slot: u16,
+        words: Vec<&'a [u8]>,
+        positions: Vec<usize>,
+    }
+    let mut groups: Vec<Group<'_>> = Vec::new();
     for (position, key) in keys.iter().enumerate() {
         let slot = key_slot(args.get(key.index)?);
-        let i = match groups.iter().position(|g| g.0 == slot) {
+        let i = match groups.iter().position(|g| g.slot == slot) {
             Some(i) => i,
             None => {
-                groups.push((slot, vec![name], Vec::new()));
+                groups.push(Group {
+                    slot,
+                    words: vec![name],
+                    positions: Vec::new(),
+                });
                 groups.len() - 1
             }
         };
         let group = &mut groups[i];
         for j in 0..step {
-            group.1.push(args.get(key.index + j)?);
+            group.words.push(args.get(key.index + j)?);
         }
-        group.2.push(position);
+        group.positions.push(position);
     }
     let parts = groups
         .into_iter()
-        .map(|(slot, words, positions)| Part {
-            slot,
-            bytes: encode::command(&words),
-            positions,
+        .map(|g| Part {
+            slot: g.slot,
+            bytes: encode::command(&g.words),
+            positions: g.positions,
         })
         .collect();
     Some(Route::Split {
@@ -213,11 +223,6 @@ fn split(cmd: &CommandSpec, args: Args<'_>, keys: &[KeyRef]) -> Option<Route> {
         parts,
         total: keys.len(),
     })
-}
-
-/// True when `args` is `SCAN` with options the proxy passes on unchanged.
-pub fn is_scan(args: Args<'_>) -> bool {
-    args.get(0).is_some_and(|n| is_keyword(n, "scan"))
 }
 
 /// Keys of a command (for a transaction's slot); `keys` is scratch.

@@ -34,6 +34,7 @@ const MAX_RETRIES: u8 = 40;
 #[derive(Debug)]
 struct SeatOn {
     addr: UpstreamAddr,
+    resp3: bool,
     seat: Seat,
     /// Entries whose replies this master sends next, in order.
     expect: VecDeque<u64>,
@@ -84,6 +85,8 @@ struct Entry {
     retries: u8,
     /// Safe to send again when its connection was lost: it only reads.
     reads_only: bool,
+    /// Sent for a RESP3 client (again, then, on a RESP3 connection).
+    resp3: bool,
     shape: Shape,
     /// Done: the reply, or nothing to hand on (a member).
     reply: Option<Option<Bytes>>,
@@ -135,6 +138,8 @@ pub struct ClusterRouter {
     retries: VecDeque<(Instant, u64)>,
     /// The open transaction.
     pub txn: Option<Transaction>,
+    /// The client speaks RESP3 (`HELLO 3`): its commands go on RESP3 connections.
+    pub resp3: bool,
     /// The names the upstream knows `ASKING`, `MULTI` and `EXEC` by.
     asking: Bytes,
     multi: Bytes,
@@ -180,6 +185,7 @@ impl ClusterRouter {
             first: 0,
             retries: VecDeque::new(),
             txn: None,
+            resp3: false,
             asking: own.asking,
             multi: own.multi,
             exec: own.exec,
@@ -216,14 +222,19 @@ impl ClusterRouter {
         }
     }
 
-    fn seat_index(&mut self, addr: &UpstreamAddr) -> usize {
-        if let Some(i) = self.seats.iter().position(|s| &s.addr == addr) {
+    fn seat_index(&mut self, addr: &UpstreamAddr, resp3: bool) -> usize {
+        if let Some(i) = self
+            .seats
+            .iter()
+            .position(|s| &s.addr == addr && s.resp3 == resp3)
+        {
             return i;
         }
-        let pool = self.pools.pool(addr);
+        let pool = self.pools.pool(addr, resp3);
         let tag = u32::try_from(self.seats.len()).unwrap_or(u32::MAX);
         self.seats.push(SeatOn {
             addr: addr.clone(),
+            resp3,
             seat: pool.seat(&self.replies, tag),
             expect: VecDeque::new(),
             batch: BytesMut::new(),
@@ -235,7 +246,7 @@ impl ClusterRouter {
 
     fn push_entry(&mut self, entry: Entry, addr: &UpstreamAddr) -> u64 {
         let id = self.first + self.entries.len() as u64;
-        let i = self.seat_index(addr);
+        let i = self.seat_index(addr, entry.resp3);
         let seat = &mut self.seats[i];
         seat.batch.extend_from_slice(&entry.bytes);
         seat.batch_commands += 1;
@@ -244,8 +255,9 @@ impl ClusterRouter {
         id
     }
 
-    fn entry(bytes: Bytes, slot: Option<u16>, reads_only: bool, shape: Shape) -> Entry {
+    fn entry(&self, bytes: Bytes, slot: Option<u16>, reads_only: bool, shape: Shape) -> Entry {
         Entry {
+            resp3: self.resp3,
             bytes,
             slot,
             skip: 0,
@@ -263,7 +275,7 @@ impl ClusterRouter {
     /// A command for the master of `slot` (any master: `None`).
     pub fn send(&mut self, bytes: &[u8], slot: Option<u16>, reads_only: bool) {
         let addr = self.node_for(slot);
-        let e = Self::entry(
+        let e = self.entry(
             Bytes::copy_from_slice(bytes),
             slot,
             reads_only,
@@ -285,7 +297,7 @@ impl ClusterRouter {
         else {
             return false;
         };
-        let e = Self::entry(
+        let e = self.entry(
             Bytes::from(bytes),
             None,
             true,
@@ -341,7 +353,7 @@ impl ClusterRouter {
             } else {
                 Shape::Member { lead, index }
             };
-            self.push_entry(Self::entry(bytes, slot, reads_only, shape), &addr);
+            self.push_entry(self.entry(bytes, slot, reads_only, shape), &addr);
         }
         if let Some(Entry {
             shape: Shape::Lead(group),
@@ -365,7 +377,7 @@ impl ClusterRouter {
             return Some((unit.freeze(), txn.count + 2));
         }
         let addr = self.node_for(txn.slot);
-        let mut e = Self::entry(unit.freeze(), txn.slot, txn.reads_only, Shape::Plain);
+        let mut e = self.entry(unit.freeze(), txn.slot, txn.reads_only, Shape::Plain);
         e.skip = txn.count + 1;
         e.base_skip = e.skip;
         self.push_entry(e, &addr);
@@ -429,7 +441,10 @@ impl ClusterRouter {
     /// Sends entry `id` to `addr` (with `ASKING` first when `ask`).
     fn resend(&mut self, id: u64, addr: &UpstreamAddr, ask: bool) {
         let asking = self.asking.clone();
-        let i = self.seat_index(addr);
+        let Some(resp3) = self.entry_mut(id).map(|e| e.resp3) else {
+            return;
+        };
+        let i = self.seat_index(addr, resp3);
         let Some(e) = self.entry_mut(id) else { return };
         e.skipped = 0;
         e.redirect_seen = None;

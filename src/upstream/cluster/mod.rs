@@ -205,7 +205,7 @@ async fn read_map(
 
 /// One pool of shared connections per master, made at first use.
 pub struct ClusterPools {
-    pools: Mutex<HashMap<UpstreamAddr, Arc<Pool>>>,
+    pools: Mutex<HashMap<(UpstreamAddr, bool), Arc<Pool>>>,
     size: usize,
     reply_limit: usize,
     view: ViewFn,
@@ -232,12 +232,14 @@ impl ClusterPools {
         }
     }
 
-    /// The pool of the master at `addr` (started on the current runtime at first use).
-    pub fn pool(&self, addr: &UpstreamAddr) -> Arc<Pool> {
+    /// The pool of the master at `addr` for RESP2 or (`resp3`) RESP3 clients
+    /// (started on the current runtime at first use).
+    pub fn pool(&self, addr: &UpstreamAddr, resp3: bool) -> Arc<Pool> {
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
-        let pool = pools.entry(addr.clone()).or_insert_with(|| {
+        let pool = pools.entry((addr.clone(), resp3)).or_insert_with(|| {
             Arc::new(Pool::start_to(
                 addr.clone(),
+                resp3,
                 self.size,
                 self.reply_limit,
                 Arc::clone(&self.view),

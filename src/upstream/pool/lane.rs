@@ -20,10 +20,12 @@ use tracing::{info, warn};
 use super::{Inbox, LaneTarget, PoolReply, Submission, ViewFn};
 use crate::bufio::{pump, read_into, shrink};
 use crate::config::UpstreamTarget;
+use crate::config::{UpstreamAddr, UpstreamSettings};
 use crate::logsafe::Escaped;
 use crate::metrics::{Metrics, UpstreamCounted, UpstreamKind};
 use crate::resp::reply::{ReplyScan, ReplyScanner};
-use crate::upstream::{connect_to, Endpoint, UpstreamStream};
+use crate::upstream::connect::exchange;
+use crate::upstream::{connect_to, label, Endpoint, Renames, UpstreamError, UpstreamStream};
 
 /// Output waiting to be written above which no more batches are taken.
 const OUT_HIGH: usize = 1 << 20;
@@ -71,7 +73,7 @@ pub(super) async fn run(
     // A fixed node never changes; Sentinel's master does.
     let mut master = match &target {
         LaneTarget::Configured(endpoints) => endpoints.watch(),
-        LaneTarget::Node(_) => watch::channel(None).1,
+        LaneTarget::Node { .. } => watch::channel(None).1,
     };
     let mut lane = Lane {
         view,
@@ -115,7 +117,13 @@ impl Lane {
             LaneTarget::Configured(endpoints) => {
                 crate::upstream::connect(s, tls, renames, endpoints).await?
             }
-            LaneTarget::Node(addr) => (connect_to(addr, s, tls, renames, false).await?, 0),
+            LaneTarget::Node { addr, resp3 } => {
+                let mut connected = connect_to(addr, s, tls, renames, false).await?;
+                if *resp3 {
+                    hello3(&mut connected.stream, addr, s, renames).await?;
+                }
+                (connected, 0)
+            }
         };
         let (r, w) = tokio::io::split(connected.stream);
         let sentinel = matches!(self.target, LaneTarget::Configured(_))
@@ -304,5 +312,32 @@ fn split_off(input: &mut BytesMut, n: usize) -> Bytes {
         data
     } else {
         input.split_to(n).freeze()
+    }
+}
+
+/// `HELLO 3` on a new shared connection for RESP3 clients.
+async fn hello3(
+    stream: &mut UpstreamStream,
+    addr: &UpstreamAddr,
+    s: &UpstreamSettings,
+    renames: &Renames,
+) -> Result<(), UpstreamError> {
+    let name = label(addr);
+    let hello = renames.command(&[b"HELLO", b"3"]).unwrap_or_default();
+    let replies = tokio::time::timeout(s.connect_timeout, exchange(stream, &[hello], &name))
+        .await
+        .map_err(|_| UpstreamError::Timeout(name.clone()))??;
+    match replies.first() {
+        Some(r) if r.starts_with(b"%") => Ok(()),
+        other => Err(UpstreamError::Connect {
+            addr: name,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "HELLO 3 refused: {}",
+                    String::from_utf8_lossy(other.map_or(&[][..], Vec::as_slice)).trim_end()
+                ),
+            ),
+        }),
     }
 }

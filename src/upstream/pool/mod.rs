@@ -118,8 +118,13 @@ impl Inbox {
 enum LaneTarget {
     /// The upstream of the configuration (a fixed address, or Sentinel's master).
     Configured(Arc<Endpoints>),
-    /// One node (a cluster master).
-    Node(UpstreamAddr),
+    /// One node (a cluster master), in RESP3 when `resp3`.
+    Node {
+        /// Where.
+        addr: UpstreamAddr,
+        /// `HELLO 3` after connecting.
+        resp3: bool,
+    },
 }
 
 /// The shared connections to one upstream server.
@@ -157,15 +162,22 @@ impl Pool {
         )
     }
 
-    /// Like [`Pool::start`], to the node at `addr`.
+    /// Like [`Pool::start`], to the node at `addr` (speaking RESP3 when `resp3`).
     pub fn start_to(
         addr: UpstreamAddr,
+        resp3: bool,
         size: usize,
         reply_limit: usize,
         view: ViewFn,
         metrics: Arc<Metrics>,
     ) -> Pool {
-        Self::start_lanes(LaneTarget::Node(addr), size, reply_limit, view, metrics)
+        Self::start_lanes(
+            LaneTarget::Node { addr, resp3 },
+            size,
+            reply_limit,
+            view,
+            metrics,
+        )
     }
 
     fn start_lanes(
