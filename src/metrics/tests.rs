@@ -66,6 +66,8 @@ fn fresh_registry_has_the_unlabelled_and_pre_created_families() {
         "portcullis_upstream_connections{kind=\"dedicated\"} 0",
         "portcullis_upstream_connections{kind=\"pooled\"} 0",
         "portcullis_upstream_connections{kind=\"pinned\"} 0",
+        "portcullis_upstream_redirects_total{kind=\"moved\"} 0",
+        "portcullis_upstream_redirects_total{kind=\"ask\"} 0",
     ] {
         assert!(has_line(&text, line), "missing {line} in\n{text}");
     }

@@ -243,6 +243,13 @@ async fn transactions_run_on_their_slots_master() {
         Some(1)
     );
     assert_eq!(b.cmd_str(&["GET", "{u1}.a"]).await.as_str(), Some("mine"));
+    // The ACL decides on the client's command before any routing or splitting.
+    let mut t = client(&proxy, &pki, "tenant").await;
+    t.cmd_str(&["MSET", "t:a", "1", "t:b", "2"]).await;
+    let both = t.cmd_str(&["MGET", "t:a", "t:b"]).await;
+    assert_eq!(both.as_array().map(<[Reply]>::len), Some(2));
+    let denied = t.cmd_str(&["MGET", "t:a", "{u1}.a"]).await;
+    assert!(denied.error().is_some_and(|e| e.starts_with("NOPERM")), "{denied:?}");
     // SELECT of another database is refused as in Redis Cluster.
     let select = a.cmd_str(&["SELECT", "1"]).await;
     assert_eq!(
