@@ -249,7 +249,10 @@ async fn transactions_run_on_their_slots_master() {
     let both = t.cmd_str(&["MGET", "t:a", "t:b"]).await;
     assert_eq!(both.as_array().map(<[Reply]>::len), Some(2));
     let denied = t.cmd_str(&["MGET", "t:a", "{u1}.a"]).await;
-    assert!(denied.error().is_some_and(|e| e.starts_with("NOPERM")), "{denied:?}");
+    assert!(
+        denied.error().is_some_and(|e| e.starts_with("NOPERM")),
+        "{denied:?}"
+    );
     // SELECT of another database is refused as in Redis Cluster.
     let select = a.cmd_str(&["SELECT", "1"]).await;
     assert_eq!(
