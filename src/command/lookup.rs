@@ -2,8 +2,17 @@
 //! `lookupCommand` resolves `argv[0]` (and `argv[1]` for a container such as `CONFIG`).
 //!
 //! Names match ASCII case-insensitively, without allocating: the name is lowercased into a
-//! stack buffer of [`MAX_NAME_LEN`] bytes and binary-searched in the sorted
-//! [`COMMANDS`] table. Longer names are simply not found (no Redis 7.0 name comes close).
+//! stack buffer of [`MAX_NAME_LEN`] bytes and looked up in [`NameIndex`], a small
+//! open-addressing table of (hash, id) built on first use. Longer names are simply not found
+//! (no Redis 7.0 name comes close).
+//!
+//! Why not a binary search of the sorted table: under load (TLS, many connections) each of
+//! its ~9 steps touched a different `CommandSpec` and name string, mostly cache misses; in
+//! cluster mode (several lookups per command) it took 29% of the proxy's CPU at `-P 16`
+//! (perf, `benches/e2e_cluster.sh`). The index is 8 KiB and a lookup touches one entry, the
+//! name it verifies and the spec the caller reads next.
+
+use std::sync::LazyLock;
 
 use super::table::COMMANDS;
 use super::types::CommandSpec;
@@ -61,12 +70,70 @@ pub fn is_container(spec: &CommandSpec) -> bool {
     !spec.subcommands.is_empty()
 }
 
-/// Binary search for an exact lowercase full name.
+/// The entry with exactly the lowercase full name `name`.
 fn find(name: &[u8]) -> Option<&'static CommandSpec> {
-    let index = COMMANDS
-        .binary_search_by(|c| c.name.as_bytes().cmp(name))
-        .ok()?;
-    COMMANDS.get(index)
+    INDEX.find(name)
+}
+
+/// Full names → ids: linear probing over a power-of-two table kept under half full.
+struct NameIndex {
+    entries: Box<[IndexEntry]>,
+    mask: usize,
+}
+
+#[derive(Clone, Copy)]
+struct IndexEntry {
+    hash: u32,
+    /// [`EMPTY`] for a free entry.
+    id: u16,
+}
+
+const EMPTY: u16 = u16::MAX;
+
+static INDEX: LazyLock<NameIndex> = LazyLock::new(NameIndex::build);
+
+impl NameIndex {
+    fn build() -> NameIndex {
+        let size = (COMMANDS.len() * 2).next_power_of_two();
+        let mask = size - 1;
+        let mut entries = vec![IndexEntry { hash: 0, id: EMPTY }; size].into_boxed_slice();
+        for cmd in &COMMANDS {
+            let hash = name_hash(cmd.name.as_bytes());
+            let mut i = hash as usize & mask;
+            while entries.get(i).is_some_and(|e| e.id != EMPTY) {
+                i = (i + 1) & mask;
+            }
+            if let Some(e) = entries.get_mut(i) {
+                *e = IndexEntry { hash, id: cmd.id };
+            }
+        }
+        NameIndex { entries, mask }
+    }
+
+    fn find(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        let hash = name_hash(name);
+        let mut i = hash as usize & self.mask;
+        loop {
+            let entry = self.entries.get(i)?;
+            if entry.id == EMPTY {
+                return None;
+            }
+            if entry.hash == hash {
+                let cmd = by_id(entry.id)?;
+                if cmd.name.as_bytes() == name {
+                    return Some(cmd);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+/// FNV-1a, 32 bits: names are short, and the table only needs them spread.
+fn name_hash(name: &[u8]) -> u32 {
+    name.iter().fold(0x811c_9dc5_u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// Concatenates `parts` into `buf`, ASCII-lowercased; `None` if it does not fit.
