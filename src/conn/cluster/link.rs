@@ -94,15 +94,14 @@ impl ClusterSide {
         }
     }
 
-    /// The master of `args`'s slot (any master when it has none).
-    fn node_of(&mut self, args: Args<'_>) -> (Route, UpstreamAddr) {
+    /// The route of `args` and its slot, if it has one.
+    fn route_of(&mut self, args: Args<'_>) -> (Route, Option<u16>) {
         let r = route::route(args, &mut self.keys);
         let slot = match r {
             Route::Slot(s) => Some(s),
             _ => None,
         };
-        let node = self.router.node_for(slot);
-        (r, node)
+        (r, slot)
     }
 
     /// Chooses the side `args` goes to; `pending` is every reply the client
@@ -118,7 +117,7 @@ impl ClusterSide {
             // Kept here until EXEC: no I/O now.
             return Before::Go;
         }
-        let (route, node) = self.node_of(args);
+        let (route, slot) = self.route_of(args);
         if matches!(route, Route::Local(_) | Route::CrossSlot) {
             return Before::Go;
         }
@@ -128,6 +127,12 @@ impl ClusterSide {
             Effect::ForLife if is_hello_without_name(args) => Effect::Free,
             other => other,
         };
+        if self.pinned.is_none() && !effect.needs_own() {
+            // The common case: through the router, whatever the node.
+            self.dest = Dest::Router;
+            return if on_own > 0 { Before::Hold } else { Before::Go };
+        }
+        let node = self.router.node_for(slot);
         let fan_out = matches!(route, Route::All(_) | Route::Split { .. } | Route::Scan);
         let state = self.held.holds();
         self.dest = match &self.pinned {
@@ -218,20 +223,18 @@ impl ClusterSide {
         if self.router.txn.is_some() {
             return self.queue(bytes, args, reads_only);
         }
-        let route = route::route(args, &mut self.keys);
-        let effect = Effect::of(args);
+        let (route, slot) = self.route_of(args);
         match route {
             Route::Local(answer) => return Sent::Local(self.local_answer(answer, local)),
             Route::CrossSlot => return Sent::Local(LocalReply::Static(CROSSSLOT)),
             _ => {}
         }
         if self.dest == Dest::Own {
-            let node = self.node_of(args).1;
-            let keyed = matches!(route, Route::Slot(_));
-            if keyed && self.pinned.as_ref() != Some(&node) {
+            let node = self.router.node_for(slot);
+            if slot.is_some() && self.pinned.as_ref() != Some(&node) {
                 return Sent::Local(LocalReply::Static(CROSSSLOT));
             }
-            self.held.sent(effect);
+            self.held.sent(Effect::of(args));
             return Sent::Own {
                 bytes: None,
                 drops: 0,

@@ -59,9 +59,20 @@ impl Topology {
         self.map.load_full()
     }
 
+    /// The slot map in force, for a look on the hot path (no reference
+    /// count touched, so threads routing at once do not share a cache line).
+    pub fn map_now(&self) -> arc_swap::Guard<Arc<SlotMap>> {
+        self.map.load()
+    }
+
     /// The first seed.
     pub fn seed(&self) -> UpstreamAddr {
         self.seed.clone()
+    }
+
+    /// The first seed, borrowed.
+    pub fn seed_ref(&self) -> &UpstreamAddr {
+        &self.seed
     }
 
     /// True when the last refresh saw `cluster_state:ok` and every slot served.
