@@ -4,7 +4,7 @@
 # python3-redis (redis-py's cluster client, driven through the proxy).
 set -euo pipefail
 if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 \
-    && python3 -c 'import redis' 2>/dev/null; then
+    && { python3 -c 'import redis' 2>/dev/null || /usr/bin/python3 -c 'import redis' 2>/dev/null; }; then
   exit 0
 fi
 sudo=""

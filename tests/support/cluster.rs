@@ -48,6 +48,9 @@ impl Cluster {
                     "2000",
                     "--cluster-config-file",
                     "nodes.conf",
+                    // Replicas in sync at once, not after Redis's 5 s wait for more.
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ],
             ));
         }
@@ -66,7 +69,33 @@ impl Cluster {
         );
         let cluster = Cluster { nodes };
         cluster.wait_ok(Duration::from_secs(30)).await;
+        cluster.wait_replicas_synced(Duration::from_secs(30)).await;
         cluster
+    }
+
+    /// Waits until every replica's link to its master is up (its first sync
+    /// done): a replica that never synced neither takes part in a manual
+    /// failover nor fails over on its own (its data is "too old").
+    pub async fn wait_replicas_synced(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut synced = true;
+            for node in &self.nodes {
+                let Ok(mut c) = RespConn::connect_tcp(&node.addr()).await else {
+                    continue;
+                };
+                let info = c.cmd_str(&["INFO", "replication"]).await;
+                let text = info.as_str().unwrap_or_default().to_string();
+                if text.contains("role:slave") {
+                    synced &= text.contains("master_link_status:up");
+                }
+            }
+            if synced {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the replicas did not sync");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Every node's address.
