@@ -17,13 +17,18 @@
 # CPU per request of each proxy and of the redis-server behind it, and writes
 # the same markdown to target/e2e-bench.md (raw rows: target/e2e-bench.raw.tsv).
 #
-# Usage: benches/e2e.sh [--quick] [--rounds R] [--keep] [--baseline BIN] [--help]
+# Then, unless --no-cluster, the cluster scenario (benches/e2e_cluster.sh): a
+# 3-master Redis Cluster, portcullis in cluster mode vs redis-benchmark --cluster
+# straight to the nodes; its table is appended to the report.
+#
+# Usage: benches/e2e.sh [--quick] [--rounds R] [--keep] [--baseline BIN] [--no-cluster] [--help]
 #   --quick      1 round with a fifth of the requests (a smoke run, ~1 minute)
 #   --rounds R   rounds per scenario and target (default 3)
 #   --keep       keep the temporary directory (certs, configs, logs, raw CSV)
 #   --baseline BIN  also run BIN (another portcullis build, e.g. of the commit
 #                before a change) as target "portcullis-base", same config, same
 #                rounds: before/after figures measured in one run
+#   --no-cluster skip the cluster scenario
 # Environment: PORTCULLIS_BENCH_NO_GIT=1 skips `git describe` in the machine notes.
 #
 # Needs: redis-server, redis-cli, redis-benchmark (7.0), haproxy, python3, openssl.
@@ -39,6 +44,7 @@ PROXY_THREADS=2       # portcullis worker_threads and HAProxy nbthread
 ROUNDS=3
 QUICK=0
 KEEP=0
+CLUSTER=1
 BENCH_TIMEOUT_S=300   # one redis-benchmark run; a stalled target fails instead of hanging
 
 # Scenarios: "id clients pipeline value-size requests" (requests for a full run).
@@ -79,6 +85,7 @@ parse_args() {
         [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--rounds needs a positive integer"
         ROUNDS="$2"; shift ;;
       --keep) KEEP=1 ;;
+      --no-cluster) CLUSTER=0 ;;
       --baseline)
         [[ -x ${2:-} ]] || die "--baseline needs an executable portcullis binary"
         BASELINE="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
@@ -436,6 +443,14 @@ main() {
     --scenarios "$TMP/scenarios.tsv" --meta "$TMP/meta.tsv" --rounds "$ROUNDS" --out "$REPORT" \
     --targets "${TARGETS[@]}"
   echo
+  if [[ $CLUSTER == 1 ]]; then
+    local requests=200000
+    [[ $QUICK == 1 ]] && requests=40000
+    log "cluster scenario: $ROUNDS round(s), $requests requests per run"
+    "$ROOT/benches/e2e_cluster.sh" "$BIN" "$TMP" "$ROUNDS" "$requests" >"$TMP/cluster.md"
+    { echo; cat "$TMP/cluster.md"; } | tee -a "$REPORT"
+    echo
+  fi
   log "markdown written to ${REPORT#"$ROOT"/}, raw rows to ${RAW#"$ROOT"/}"
 }
 
