@@ -3,6 +3,7 @@
 //! The data path, in the order bytes travel:
 //! - [`server`]: listeners, accept, connection caps, shutdown.
 //! - [`tls`]: rustls server configuration and client-certificate identity.
+//! - [`edge`]: source-address rules and who may become which user, how.
 //! - [`conn`]: the per-client task: read -> scan -> policy -> forward, reply slots.
 //! - [`resp`]: the client-side request scanner and the upstream-side reply scanner.
 //! - [`acl`]: users, rules, authentication (and, later, the full Redis 7.0 ACL).
@@ -19,6 +20,7 @@ pub mod certgen;
 pub mod command;
 pub mod config;
 pub mod conn;
+pub mod edge;
 pub mod limits;
 pub mod logsafe;
 pub mod metrics;

@@ -322,8 +322,20 @@ impl Listener {
                 Ok((tcp, peer)) => {
                     let shared = &self.shared;
                     let live = shared.live();
-                    // Cheapest first: a flood from one address is closed before
-                    // anything is spent on it.
+                    // Cheapest first: a peer outside `server.allow`, or a flood
+                    // from one address, is closed before anything is spent on it.
+                    if live
+                        .config
+                        .server
+                        .allow
+                        .as_ref()
+                        .is_some_and(|allow| !allow.contains(peer.ip()))
+                    {
+                        shared
+                            .reporter
+                            .hit(Limit::Allow, peer, None, "not in server.allow");
+                        continue;
+                    }
                     if live.rates.new_connection(peer.ip()).is_err() {
                         shared
                             .reporter

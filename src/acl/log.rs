@@ -50,6 +50,10 @@ struct Entry {
     username: Vec<u8>,
     at: Instant,
     client_info: String,
+    /// The access rule (`allow_from`, `auth_methods`) that refused a user
+    /// whose credentials were right; part of the merge key, so such an entry
+    /// never merges with a wrong password's.
+    refused_by: Option<&'static str>,
 }
 
 /// The shared log.
@@ -59,7 +63,9 @@ pub struct AclLog {
 }
 
 impl AclLog {
-    /// Adds (or merges) an entry.
+    /// Adds (or merges) an entry. `refused_by`: the access rule that refused
+    /// a user whose credentials were right (`client-info` then ends with
+    /// `refused-by=<rule>`).
     pub fn add(
         &self,
         reason: Reason,
@@ -67,7 +73,12 @@ impl AclLog {
         object: &[u8],
         username: &[u8],
         client_info: String,
+        refused_by: Option<&'static str>,
     ) {
+        let client_info = match refused_by {
+            Some(rule) => format!("{client_info} refused-by={rule}"),
+            None => client_info,
+        };
         let context = if in_multi { "multi" } else { "toplevel" };
         let now = Instant::now();
         let Ok(mut entries) = self.entries.lock() else {
@@ -79,6 +90,7 @@ impl AclLog {
                 && now.duration_since(e.at) <= GROUPING
                 && e.object == object
                 && e.username == username
+                && e.refused_by == refused_by
         });
         if let Some(i) = found {
             // Redis 7.0 moves the entry to the front and takes the newest
@@ -99,6 +111,7 @@ impl AclLog {
             username: username.to_vec(),
             at: now,
             client_info,
+            refused_by,
         });
         entries.truncate(MAX_LEN);
     }
@@ -188,16 +201,16 @@ mod tests {
     #[test]
     fn merges_within_window_and_caps() {
         let log = AclLog::default();
-        log.add(Reason::Key, false, b"k", b"u", "id=1".into());
-        log.add(Reason::Key, false, b"k", b"u", "id=1".into());
-        log.add(Reason::Key, true, b"k", b"u", "id=1".into());
+        log.add(Reason::Key, false, b"k", b"u", "id=1".into(), None);
+        log.add(Reason::Key, false, b"k", b"u", "id=1".into(), None);
+        log.add(Reason::Key, true, b"k", b"u", "id=1".into(), None);
         let reply = String::from_utf8(log.reply(10, false)).unwrap();
         assert!(
             reply.starts_with("*2\r\n*14\r\n$5\r\ncount\r\n:1\r\n"),
             "{reply}"
         );
         assert!(reply.contains(":2\r\n"));
-        log.add(Reason::Key, false, b"k", b"u", "id=7".into());
+        log.add(Reason::Key, false, b"k", b"u", "id=7".into(), None);
         let reply = String::from_utf8(log.reply(1, false)).unwrap();
         assert!(reply.contains(":3\r\n"), "{reply}");
         assert!(
@@ -211,6 +224,7 @@ mod tests {
                 format!("c{i}").as_bytes(),
                 b"u",
                 String::new(),
+                None,
             );
         }
         assert!(String::from_utf8(log.reply(1000, false))

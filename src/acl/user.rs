@@ -1,5 +1,6 @@
 //! One ACL user: flags, password digests and permission selectors.
 
+use crate::edge::Access;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -33,6 +34,11 @@ pub struct User {
     /// `auth.scripts = "restricted"` applies: scripts and code loading only
     /// when [`User::allows_everything`]. Not a rule: `ACL LIST` never shows it.
     pub restrict_scripts: bool,
+    /// `allow_from` and `auth_methods` from `[[users]]` (not rules either).
+    pub access: Access,
+    /// `enforce` from `[[users]]`: false = shadow mode, denials are logged and
+    /// counted but the command is forwarded.
+    pub enforce: bool,
 }
 
 impl User {
@@ -47,6 +53,8 @@ impl User {
             sanitize_payload: false,
             selectors: vec![Selector::default()],
             restrict_scripts: false,
+            access: Access::default(),
+            enforce: true,
         }
     }
 

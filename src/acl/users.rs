@@ -1,11 +1,13 @@
 //! The set of users, built from `[[users]]` and `[auth] acl_file`, and password checks.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::rules::apply_rules;
 use super::user::User;
 use crate::config::{Config, RateSettings, ScriptPolicy};
+use crate::edge::AuthMethod;
 
 /// Per-user settings from `[[users]]` that are not ACL rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,6 +42,8 @@ impl Users {
                 errors.push(format!("users[{i}] \"{}\": {e}", entry.name));
                 continue;
             }
+            user.access = entry.access.clone();
+            user.enforce = entry.enforce;
             let limits = UserLimits {
                 max_clients: entry.max_clients,
                 rate: entry.rate,
@@ -110,12 +114,13 @@ impl Users {
         self.by_name.is_empty()
     }
 
-    /// The user unauthenticated connections act as: `default`, when it exists,
-    /// is `on` and has `nopass` (Redis semantics).
-    pub fn implicit_default(&self) -> Option<&Arc<User>> {
-        self.by_name
-            .get("default")
-            .filter(|u| u.enabled && u.nopass)
+    /// The user unauthenticated connections from `peer` act as: `default`,
+    /// when it exists, is `on` and has `nopass` (Redis semantics), and its
+    /// `allow_from` and `auth_methods` (as `password`) admit `peer`.
+    pub fn implicit_default(&self, peer: IpAddr) -> Option<&Arc<User>> {
+        self.by_name.get("default").filter(|u| {
+            u.enabled && u.nopass && u.access.refuses(peer, AuthMethod::Password).is_none()
+        })
     }
 
     /// True when a `default` user exists with `nopass` (on or off): Redis then

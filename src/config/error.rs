@@ -41,6 +41,16 @@ pub enum ConfigError {
         /// The accepted forms, e.g. `host:port`.
         expected: &'static str,
     },
+    /// An entry of a list that does not have the expected form.
+    #[error("{key}: {value:?} is not {expected}")]
+    BadEntry {
+        /// The key, e.g. `server.allow` or `users[0].auth_methods`.
+        key: String,
+        /// The entry as written.
+        value: String,
+        /// What an entry must be.
+        expected: &'static str,
+    },
     /// A `host:port` whose host name does not resolve.
     #[error("{key}: cannot resolve {value:?}: {reason}")]
     Unresolvable {

@@ -36,6 +36,7 @@ pub(crate) struct FileServer {
     pub metrics_listen: Option<String>,
     pub shutdown_grace_s: Option<u64>,
     pub worker_threads: Option<u64>,
+    pub allow: Option<Vec<String>>,
 }
 
 /// `[tls]`.
@@ -166,6 +167,9 @@ pub(crate) struct FileUser {
     pub rules: String,
     pub max_clients: Option<u32>,
     pub rate: Option<FileRate>,
+    pub allow_from: Option<Vec<String>>,
+    pub auth_methods: Option<Vec<String>>,
+    pub enforce: Option<bool>,
 }
 
 /// A user's `rate = { ops_per_sec, burst }`.

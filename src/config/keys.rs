@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::ConfigError;
+use crate::edge::SourceList;
 
 /// `value` relative to `base` (the config file's directory) unless absolute.
 pub(crate) fn resolve_path(base: &Path, value: &str) -> PathBuf {
@@ -42,5 +43,32 @@ pub(crate) fn nonzero<T: Copy + Default + PartialEq>(
         }
         Some(v) => v,
         None => default,
+    }
+}
+
+/// A source-address list at `key` (`None` when absent); an empty list or an
+/// entry that is neither a CIDR network nor an address is an error.
+pub(crate) fn source_list(
+    key: &str,
+    values: Option<&[String]>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SourceList> {
+    let values = values?;
+    if values.is_empty() {
+        errors.push(ConfigError::Empty {
+            key: key.to_owned(),
+        });
+        return None;
+    }
+    match SourceList::parse(values) {
+        Ok(list) => Some(list),
+        Err(bad) => {
+            errors.extend(bad.into_iter().map(|value| ConfigError::BadEntry {
+                key: key.to_owned(),
+                value,
+                expected: "a CIDR network or an IP address (10.0.5.0/24, 2001:db8::/32, 127.0.0.1)",
+            }));
+            None
+        }
     }
 }

@@ -4,9 +4,11 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::edge::{Access, AuthMethod, AuthMethods};
+
 use super::error::ConfigError;
 use super::file::{FileAuth, FileLimits, FileRate, FileUser};
-use super::keys::{nonzero, path_key};
+use super::keys::{nonzero, path_key, source_list};
 use super::types::{
     AuthSettings, CertUserField, Limits, RateMode, RateSettings, ScriptPolicy, UserEntry,
 };
@@ -194,6 +196,28 @@ fn ip_rate(
     })
 }
 
+/// A user's `auth_methods`: at least one of `cert`, `password`, `token`.
+fn auth_methods(key: &str, names: &[String], errors: &mut Vec<ConfigError>) -> AuthMethods {
+    if names.is_empty() {
+        errors.push(ConfigError::Empty {
+            key: key.to_owned(),
+        });
+    }
+    names.iter().fold(AuthMethods::NONE, |set, name| {
+        match AuthMethod::from_name(name) {
+            Some(m) => set.with(m),
+            None => {
+                errors.push(ConfigError::BadEntry {
+                    key: key.to_owned(),
+                    value: name.clone(),
+                    expected: r#"one of "cert", "password", "token""#,
+                });
+                set
+            }
+        }
+    })
+}
+
 /// `[[users]]` in file order.
 pub(crate) fn users(file: Vec<FileUser>, errors: &mut Vec<ConfigError>) -> Vec<UserEntry> {
     let mut seen = HashSet::new();
@@ -218,11 +242,27 @@ pub(crate) fn users(file: Vec<FileUser>, errors: &mut Vec<ConfigError>) -> Vec<U
             ),
             burst: nonzero(&format!("{key}.rate.burst"), Some(rate.burst), 1, errors),
         });
+        let allow_from = source_list(
+            &format!("{key}.allow_from"),
+            user.allow_from.as_deref(),
+            errors,
+        );
+        let methods = user
+            .auth_methods
+            .as_deref()
+            .map_or(AuthMethods::ALL, |names| {
+                auth_methods(&format!("{key}.auth_methods"), names, errors)
+            });
         out.push(UserEntry {
             name: user.name,
             rules: user.rules,
             max_clients,
             rate,
+            access: Access {
+                allow_from,
+                methods,
+            },
+            enforce: user.enforce.unwrap_or(true),
         });
     }
     out

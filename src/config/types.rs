@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::edge::{Access, SourceList};
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,6 +45,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Tokio worker threads; `None` = one per core.
     pub worker_threads: Option<usize>,
+    /// `allow`: the only source addresses that may connect; `None` = any.
+    pub allow: Option<SourceList>,
 }
 
 /// `[tls]`. Paths are already resolved relative to the config file's directory.
@@ -287,6 +291,11 @@ pub struct UserEntry {
     pub max_clients: Option<u32>,
     /// Shared rate for all of this user's connections; `None` = unlimited.
     pub rate: Option<RateSettings>,
+    /// `allow_from` and `auth_methods`.
+    pub access: Access,
+    /// `enforce`: false = shadow mode (denials logged and counted, the
+    /// command forwarded anyway).
+    pub enforce: bool,
 }
 
 /// A user's `rate = { ops_per_sec, burst }`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::file::{FileConfig, FileServer, FileTls};
-use super::keys::{nonzero, path_key};
+use super::keys::{nonzero, path_key, source_list};
 use super::net;
 use super::sections;
 use super::types::{ClientAuth, Config, ServerSettings, TlsSettings, TlsVersion};
@@ -116,6 +116,7 @@ fn server(file: &FileServer, errors: &mut Vec<ConfigError>) -> ServerSettings {
             file.shutdown_grace_s.unwrap_or(DEFAULT_SHUTDOWN_GRACE_S),
         ),
         worker_threads,
+        allow: source_list("server.allow", file.allow.as_deref(), errors),
     }
 }
 

@@ -256,10 +256,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         }
         let forwarded = self.apply(decided, command, upstream_failed).await;
         if known.is_none() {
-            let result = if forwarded {
-                CommandResult::Forwarded
-            } else {
-                CommandResult::Local
+            let result = match (forwarded, events.shadow_denied) {
+                (true, Some(Reason::Key)) => CommandResult::ShadowDeniedKey,
+                (true, Some(Reason::Channel)) => CommandResult::ShadowDeniedChannel,
+                (true, Some(_)) => CommandResult::ShadowDeniedCommand,
+                (true, None) => CommandResult::Forwarded,
+                (false, _) => CommandResult::Local,
             };
             // RESET ran as the user it left.
             self.count(result, events.reset_from);

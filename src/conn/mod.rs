@@ -44,6 +44,7 @@ use tokio::time::Sleep;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, UpstreamAddr, UpstreamTarget};
+use crate::edge::AuthMethod;
 use crate::logsafe::Escaped;
 use crate::metrics::Limit;
 use crate::resp::request::{RequestScanner, ScanLimits};
@@ -97,9 +98,16 @@ pub async fn serve<S>(
         peer: peer.to_string(),
         identity: identity.unwrap_or_default(),
     };
+    let cert_user = cert_user.filter(|u| match u.access.refuses(peer.ip(), AuthMethod::Cert) {
+        Some(rule) => {
+            audit.auth_refused(false, b"", &u.name, rule);
+            false
+        }
+        None => true,
+    });
     let start_user = cert_user
         .clone()
-        .or_else(|| live.users.implicit_default().cloned());
+        .or_else(|| live.users.implicit_default(peer.ip()).cloned());
     let user_slot = match &start_user {
         Some(u) => {
             let max = live.users.limits(&u.name).max_clients;
@@ -127,6 +135,7 @@ pub async fn serve<S>(
         (None, None) => UpstreamLink::dedicated(),
     };
     let session = Session::new(cert_user)
+        .with_peer(peer.ip())
         .with_audit(audit)
         .with_admission(Arc::clone(&shared.admission), user_slot);
     let mut conn = Conn {

@@ -4,6 +4,7 @@
 //! Pure logic over a command's [`Args`]: no I/O, so it is tested without sockets.
 //! The connection task applies each [`Decided`] in command order.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -52,6 +53,9 @@ pub struct Session {
     /// A client name a failed `HELLO` set (Redis sets each `SETNAME` as it
     /// reads it), still to be sent upstream before the next forwarded command.
     pending_name: Option<Bytes>,
+    /// The client's address, for users' `allow_from` (unspecified, `::`,
+    /// until [`Session::with_peer`]: then no `allow_from` admits it).
+    peer: IpAddr,
 }
 
 /// What a reload made of the connection's user.
@@ -78,6 +82,8 @@ pub struct Events {
     pub denied: Option<Reason>,
     /// `RESET` left this user (it ran as it, and is counted under it).
     pub reset_from: Option<Arc<User>>,
+    /// Shadow mode: the ACL would have refused the command (forwarded anyway).
+    pub shadow_denied: Option<Reason>,
 }
 
 fn local(b: &'static [u8]) -> Decision {
@@ -102,7 +108,14 @@ impl Session {
             events: Events::default(),
             pubsub_context: false,
             pending_name: None,
+            peer: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         }
+    }
+
+    /// The client's address (the PROXY header's when there is one).
+    pub fn with_peer(mut self, peer: IpAddr) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// A command inside `MULTI` was refused by the proxy after the decision
@@ -213,7 +226,9 @@ impl Session {
 
     /// The user commands run as: the authenticated one, else an `on nopass` `default`.
     pub fn user<'a>(&'a self, users: &'a Users) -> Option<&'a Arc<User>> {
-        self.user.as_ref().or_else(|| users.implicit_default())
+        self.user
+            .as_ref()
+            .or_else(|| users.implicit_default(self.peer))
     }
 
     /// True when commands may run (Redis's `authRequired` is false).
@@ -240,12 +255,29 @@ impl Session {
         if args.is_empty() {
             return Decision::Nothing;
         }
-        let user = self.user.as_ref().or_else(|| users.implicit_default());
+        let user = self
+            .user
+            .as_ref()
+            .or_else(|| users.implicit_default(self.peer));
         let authed = user.is_some();
         let cmd = match policy::check_command(args, user.map(|u| &**u), renames, &mut self.scratch)
         {
             CommandCheck::Pass(cmd) => cmd,
             CommandCheck::ForwardUnknown => return Decision::Forward(SlotKind::Plain),
+            CommandCheck::Refuse(Refusal::Denied(_, denial, full_name), Some(cmd))
+                if user.is_some_and(|u| !u.enforce) =>
+            {
+                // Shadow mode: say what would have been refused, then go on.
+                let reason = match denial {
+                    Denial::Command => Reason::Command,
+                    Denial::Key(_) => Reason::Key,
+                    Denial::Channel(_) => Reason::Channel,
+                };
+                let name = user.map_or("", |u| u.name.as_str());
+                self.audit.shadow_denied(reason, name, full_name);
+                self.events.shadow_denied = Some(reason);
+                cmd
+            }
             CommandCheck::Refuse(refusal, cmd) => {
                 if cmd.is_some_and(|c| Role::of(c) == Role::Exec) {
                     return self.exec_refused(refusal.reply(), authed);

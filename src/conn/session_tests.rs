@@ -20,6 +20,8 @@ fn users_with(entries: &[(&str, &str)], edit: impl Fn(&mut UserEntry)) -> Users 
             rules: r.to_string(),
             max_clients: None,
             rate: None,
+            access: crate::edge::Access::default(),
+            enforce: true,
         })
         .collect();
     cfg.users.iter_mut().for_each(edit);
@@ -252,4 +254,98 @@ fn failed_auth_is_reported_and_a_rate_refusal_fails_the_transaction() {
     // CLIENT REPLY SKIP hides the refusal like any reply.
     run(&mut s, &u, "CLIENT REPLY SKIP");
     assert!(s.refuse(replies::RATE_LIMITED).suppress);
+}
+
+fn sources(list: &[&str]) -> crate::edge::SourceList {
+    let owned: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+    crate::edge::SourceList::parse(&owned).expect("sources")
+}
+
+#[test]
+fn allow_from_and_auth_methods_refuse_like_a_wrong_password() {
+    use crate::edge::{AuthMethod, AuthMethods};
+    let u = users_with(
+        &[
+            ("app", "on >pw ~* +@all"),
+            ("svc", "on >pw ~* +@all"),
+            ("default", "on nopass ~* +@all"),
+        ],
+        |e| match e.name.as_str() {
+            "app" => e.access.allow_from = Some(sources(&["127.0.0.2", "10.0.0.0/8"])),
+            "svc" => e.access.methods = AuthMethods::NONE.with(AuthMethod::Cert),
+            _ => e.access.allow_from = Some(sources(&["127.0.0.3"])),
+        },
+    );
+    let from = |ip: &str| Session::new(None).with_peer(ip.parse().expect("ip"));
+    let wrongpass = "-WRONGPASS invalid username-password pair or user is disabled.";
+    for ip in ["127.0.0.2", "10.9.8.7", "::ffff:10.1.1.1"] {
+        assert_eq!(
+            replies(&run(&mut from(ip), &u, "AUTH app pw")),
+            ["+OK"],
+            "{ip}"
+        );
+    }
+    for ip in ["127.0.0.1", "11.0.0.1", "::1"] {
+        let mut s = from(ip);
+        assert_eq!(
+            replies(&run(&mut s, &u, "AUTH app pw\nHELLO 3 AUTH app pw")),
+            [wrongpass, wrongpass],
+            "{ip}"
+        );
+        // Counted like a failed AUTH (the per-IP failure throttle).
+        assert!(s.take_events().auth_failed);
+    }
+    // A password is never enough for a certificate-only user.
+    assert_eq!(
+        replies(&run(&mut from("127.0.0.2"), &u, "AUTH svc pw")),
+        [wrongpass]
+    );
+    // The nopass default user is the implicit user only where it may be used.
+    assert!(from("127.0.0.3").authenticated(&u));
+    assert!(!from("127.0.0.1").authenticated(&u));
+    assert_eq!(
+        replies(&run(&mut from("127.0.0.1"), &u, "GET k")),
+        ["-NOAUTH Authentication required."]
+    );
+}
+
+#[test]
+fn shadow_mode_forwards_what_the_acl_would_refuse_and_says_so() {
+    let u = users_with(
+        &[
+            ("app", "on >pw ~app:* &app:* +@all -flushall"),
+            ("strict", "on >pw ~app:* +get"),
+        ],
+        |e| e.enforce = e.name != "app",
+    );
+    let mut s = Session::new(None);
+    assert_eq!(replies(&run(&mut s, &u, "AUTH app pw")), ["+OK"]);
+    s.take_events();
+    for (line, reason) in [
+        ("FLUSHALL", Reason::Command),
+        ("GET other:k", Reason::Key),
+        ("PUBLISH other:c m", Reason::Channel),
+    ] {
+        assert_eq!(replies(&run(&mut s, &u, line)), ["forward Plain"], "{line}");
+        let events = s.take_events();
+        assert_eq!(events.shadow_denied, Some(reason), "{line}");
+        assert_eq!(events.denied, None, "{line}");
+    }
+    assert_eq!(replies(&run(&mut s, &u, "GET app:k")), ["forward Plain"]);
+    assert_eq!(s.take_events().shadow_denied, None);
+    // Not ACL denials: still answered by the proxy.
+    assert_eq!(
+        replies(&run(&mut s, &u, "GET")),
+        ["-ERR wrong number of arguments for 'get' command"]
+    );
+    // An enforced user next to it is refused as usual.
+    let mut t = Session::new(None);
+    let got = replies(&run(&mut t, &u, "AUTH strict pw\nSET app:k v"));
+    assert_eq!(
+        got,
+        [
+            "+OK",
+            "-NOPERM this user has no permissions to run the 'set' command"
+        ]
+    );
 }

@@ -43,11 +43,13 @@ pub enum Limit {
     ProtocolError,
     /// A pooled client closed for not reading its replies (`upstream.pool_reply_limit`).
     PoolReplyLimit,
+    /// A peer outside `server.allow`, closed at accept.
+    Allow,
 }
 
 impl Limit {
     /// Every variant, in declaration order (`Limit::ALL[l as usize] == l`).
-    pub const ALL: [Limit; 17] = [
+    pub const ALL: [Limit; 18] = [
         Limit::MaxClients,
         Limit::MaxClientsPerIp,
         Limit::UserMaxClients,
@@ -65,6 +67,7 @@ impl Limit {
         Limit::UnauthMultibulkLen,
         Limit::ProtocolError,
         Limit::PoolReplyLimit,
+        Limit::Allow,
     ];
 
     /// The snake_case label value, e.g. `"max_clients_per_ip"`.
@@ -87,6 +90,7 @@ impl Limit {
             Limit::UnauthMultibulkLen => "unauth_multibulk_len",
             Limit::ProtocolError => "protocol_error",
             Limit::PoolReplyLimit => "pool_reply_limit",
+            Limit::Allow => "allow",
         }
     }
 }
@@ -113,17 +117,26 @@ pub enum CommandResult {
     RateLimited,
     /// Answered by the proxy itself (AUTH, HELLO, ACL WHOAMI, ...).
     Local,
+    /// Shadow mode (`enforce = false`): the ACL would refuse the command; forwarded.
+    ShadowDeniedCommand,
+    /// Shadow mode: a key pattern would not match; forwarded.
+    ShadowDeniedKey,
+    /// Shadow mode: a channel pattern would not match; forwarded.
+    ShadowDeniedChannel,
 }
 
 impl CommandResult {
     /// Every variant, in declaration order (`ALL[r as usize] == r`).
-    pub const ALL: [CommandResult; 6] = [
+    pub const ALL: [CommandResult; 9] = [
         CommandResult::Forwarded,
         CommandResult::DeniedCommand,
         CommandResult::DeniedKey,
         CommandResult::DeniedChannel,
         CommandResult::RateLimited,
         CommandResult::Local,
+        CommandResult::ShadowDeniedCommand,
+        CommandResult::ShadowDeniedKey,
+        CommandResult::ShadowDeniedChannel,
     ];
 
     /// The snake_case label value, e.g. `"denied_key"`.
@@ -135,6 +148,9 @@ impl CommandResult {
             CommandResult::DeniedChannel => "denied_channel",
             CommandResult::RateLimited => "rate_limited",
             CommandResult::Local => "local",
+            CommandResult::ShadowDeniedCommand => "shadow_denied_command",
+            CommandResult::ShadowDeniedKey => "shadow_denied_key",
+            CommandResult::ShadowDeniedChannel => "shadow_denied_channel",
         }
     }
 }

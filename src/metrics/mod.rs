@@ -251,8 +251,8 @@ impl Metrics {
     /// Counts one command in `portcullis_commands_total{user,result}`.
     ///
     /// `user` must be a configured user name (or a fixed placeholder such as
-    /// `"default"`): each new name adds six series that are never removed.
-    /// The first command of a user creates its series (all six results, at 0).
+    /// `"default"`): each new name adds nine series that are never removed.
+    /// The first command of a user creates its series (all nine results, at 0).
     pub fn command(&self, user: &str, result: CommandResult) {
         let mut counts = [0; CommandResult::ALL.len()];
         counts[result as usize] = 1;

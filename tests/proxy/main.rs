@@ -12,6 +12,7 @@ mod cluster;
 mod cluster_faults;
 mod commands;
 mod config_check;
+mod edge;
 mod faults;
 mod hardening;
 mod metrics;

@@ -354,3 +354,52 @@ fn every_error_is_collected_in_file_order() {
     };
     assert_eq!(joined, all.join("\n"));
 }
+
+#[test]
+fn edge_lists_and_user_access() {
+    assert_eq!(
+        errs(&server_with(
+            r#"allow = ["10.0.0.0/8", "10.0.0.0/33", "db.example"]"#
+        )),
+        [
+            r#"server.allow: "10.0.0.0/33" is not a CIDR network or an IP address (10.0.5.0/24, 2001:db8::/32, 127.0.0.1)"#,
+            r#"server.allow: "db.example" is not a CIDR network or an IP address (10.0.5.0/24, 2001:db8::/32, 127.0.0.1)"#,
+        ]
+    );
+    assert_eq!(
+        err(&server_with("allow = []")),
+        "server.allow: must not be empty"
+    );
+    let user = |line: &str| with(&format!("[[users]]\nname = \"u\"\nrules = \"on\"\n{line}"));
+    assert_eq!(
+        err(&user(r#"auth_methods = ["cert", "kerberos"]"#)),
+        r#"users[0].auth_methods: "kerberos" is not one of "cert", "password", "token""#
+    );
+    assert_eq!(
+        err(&user("auth_methods = []")),
+        "users[0].auth_methods: must not be empty"
+    );
+    assert_eq!(
+        err(&user(r#"allow_from = ["fe80::/129"]"#)),
+        r#"users[0].allow_from: "fe80::/129" is not a CIDR network or an IP address (10.0.5.0/24, 2001:db8::/32, 127.0.0.1)"#
+    );
+    assert_eq!(
+        err(&user("enforce = \"no\"")).split(':').next(),
+        Some("/etc/portcullis/proxy.toml")
+    );
+    let config = ok(&user(
+        "allow_from = [\"10.0.5.0/24\", \"::1\"]\nauth_methods = [\"cert\"]\nenforce = false",
+    ));
+    let u = &config.users[0];
+    assert!(!u.enforce);
+    let access = &u.access;
+    assert!(access
+        .allow_from
+        .as_ref()
+        .is_some_and(|l| l.contains("10.0.5.9".parse().unwrap())));
+    assert!(access.methods.contains(crate::edge::AuthMethod::Cert));
+    assert!(!access.methods.contains(crate::edge::AuthMethod::Password));
+    let config = ok(&server_with(r#"allow = ["127.0.0.1"]"#));
+    assert!(config.server.allow.is_some());
+    assert!(ok(MINIMAL).server.allow.is_none() && ok(MINIMAL).users.is_empty());
+}

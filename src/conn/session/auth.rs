@@ -10,6 +10,7 @@ use crate::acl::{User, Users};
 use crate::conn::decision::Decision;
 use crate::conn::replies;
 use crate::conn::slots::{Emit, LocalReply, SlotKind};
+use crate::edge::AuthMethod;
 use crate::resp::encode::is_keyword;
 use crate::resp::num::string2ll;
 use crate::resp::request::Args;
@@ -130,11 +131,22 @@ impl Session {
         user: &[u8],
         password: &[u8],
     ) -> Option<Decision> {
+        let typed = args.get(0).unwrap_or_default();
         match users.authenticate(user, password) {
-            Some(u) if self.become_user(&u, users) => None,
-            Some(_) => Some(Decision::Refuse(replies::MAX_CLIENTS)),
+            Some(u) => {
+                if let Some(rule) = u.access.refuses(self.peer, AuthMethod::Password) {
+                    // Right credentials, wrong place or method: answered like a
+                    // wrong password, logged with the rule.
+                    self.audit.auth_refused(self.in_multi, typed, &u.name, rule);
+                    self.events.auth_failed = true;
+                    Some(local(replies::WRONGPASS))
+                } else if self.become_user(&u, users) {
+                    None
+                } else {
+                    Some(Decision::Refuse(replies::MAX_CLIENTS))
+                }
+            }
             None => {
-                let typed = args.get(0).unwrap_or_default();
                 self.audit.auth_failed(self.in_multi, typed, user);
                 self.events.auth_failed = true;
                 Some(local(replies::WRONGPASS))

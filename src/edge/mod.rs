@@ -1,0 +1,9 @@
+//! Edge policy (step 1b, between accept and the session): which source
+//! addresses may connect at all, and who may become which user, from where
+//! and by which method.
+
+pub mod access;
+pub mod sources;
+
+pub use access::{Access, AccessRule, AuthMethod, AuthMethods};
+pub use sources::SourceList;
