@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the tests run beside the proxy, from Debian/Ubuntu packages,
-# when it is missing: redis-server, redis-tools (redis-cli --cluster) and
-# python3-redis (redis-py's cluster client, driven through the proxy).
+# when it is missing: redis-server, redis-tools (redis-cli --cluster),
+# python3-redis (redis-py's cluster client, driven through the proxy) and
+# openssl (RSA keys for the token tests).
 set -euo pipefail
 if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 \
+    && command -v openssl >/dev/null 2>&1 \
     && { python3 -c 'import redis' 2>/dev/null || /usr/bin/python3 -c 'import redis' 2>/dev/null; }; then
   exit 0
 fi
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-echo "redis-server, redis-cli or redis-py is missing: installing them with apt-get" >&2
+echo "redis-server, redis-cli, redis-py or openssl is missing: installing them with apt-get" >&2
 $sudo apt-get update
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y redis-server redis-tools python3-redis
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y redis-server redis-tools python3-redis openssl

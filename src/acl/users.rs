@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::rules::apply_rules;
 use super::user::User;
 use crate::config::{Config, RateSettings, ScriptPolicy};
-use crate::edge::AuthMethod;
+use crate::edge::{looks_like_token, AuthMethod, TokenError, TokenVerifier};
 
 /// Per-user settings from `[[users]]` that are not ACL rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct Users {
     limits: HashMap<String, UserLimits>,
     /// `auth.scripts`, applied to every user inserted.
     scripts: ScriptPolicy,
+    /// `[auth.token]` with its keys; `None` = tokens are off.
+    tokens: Option<TokenVerifier>,
 }
 
 impl Users {
@@ -36,6 +38,12 @@ impl Users {
             ..Users::default()
         };
         let mut errors = Vec::new();
+        if let Some(settings) = &cfg.auth.token {
+            match TokenVerifier::load(settings) {
+                Ok(v) => users.tokens = Some(v),
+                Err(e) => errors.push(e),
+            }
+        }
         for (i, entry) in cfg.users.iter().enumerate() {
             let mut user = User::new(&entry.name);
             if let Err(e) = apply_rules(&mut user, &entry.rules) {
@@ -127,6 +135,32 @@ impl Users {
     /// refuses the one-argument `AUTH <password>` form with its own error.
     pub fn default_has_nopass(&self) -> bool {
         self.by_name.get("default").is_some_and(|u| u.nopass)
+    }
+
+    /// True when `password` is to be checked as a token: `[auth.token]` is on
+    /// and it has a JWT's shape.
+    pub fn is_token(&self, password: &[u8]) -> bool {
+        self.tokens.is_some() && looks_like_token(password)
+    }
+
+    /// `AUTH <name> <token>`: the user (existing and `on`) and the time
+    /// (Unix seconds) its token expires, or why it was refused.
+    pub fn authenticate_token(
+        &self,
+        name: &[u8],
+        token: &[u8],
+        now: u64,
+    ) -> Result<(Arc<User>, u64), &'static str> {
+        let verifier = self.tokens.as_ref().ok_or("tokens are off")?;
+        let expires = verifier
+            .verify(token, name, now)
+            .map_err(TokenError::as_str)?;
+        let user = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| self.by_name.get(n))
+            .filter(|u| u.enabled)
+            .ok_or("no such user, or user is off")?;
+        Ok((Arc::clone(user), expires))
     }
 
     /// Redis's `ACLCheckUserCredentials`: the user exists, is `on`, and the

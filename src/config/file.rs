@@ -140,6 +140,17 @@ pub(crate) struct FileAuth {
     pub cert_map: Option<BTreeMap<String, String>>,
     pub acl_file: Option<String>,
     pub scripts: Option<String>,
+    pub token: Option<FileToken>,
+}
+
+/// `[auth.token]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileToken {
+    pub jwks: String,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub user_claim: Option<String>,
 }
 
 /// `[limits]`.

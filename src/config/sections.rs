@@ -10,7 +10,8 @@ use super::error::ConfigError;
 use super::file::{FileAuth, FileLimits, FileRate, FileUser};
 use super::keys::{nonzero, path_key, source_list};
 use super::types::{
-    AuthSettings, CertUserField, Limits, RateMode, RateSettings, ScriptPolicy, UserEntry,
+    AuthSettings, CertUserField, Limits, RateMode, RateSettings, ScriptPolicy, TokenSettings,
+    UserEntry,
 };
 
 /// True for a name Redis 7.0's `ACL SETUSER` accepts: no ASCII whitespace
@@ -88,11 +89,27 @@ pub(crate) fn auth(file: FileAuth, base: &Path, errors: &mut Vec<ConfigError>) -
         }
     };
 
+    let token = file.token.map(|t| {
+        let user_claim = t.user_claim.unwrap_or_else(|| "sub".to_owned());
+        if user_claim.is_empty() {
+            errors.push(ConfigError::Empty {
+                key: "auth.token.user_claim".to_owned(),
+            });
+        }
+        TokenSettings {
+            jwks: path_key("auth.token.jwks", &t.jwks, base, errors),
+            issuer: t.issuer,
+            audience: t.audience,
+            user_claim,
+        }
+    });
+
     AuthSettings {
         cert_user,
         cert_map: cert_map.into_iter().collect(),
         acl_file,
         scripts,
+        token,
     }
 }
 

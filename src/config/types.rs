@@ -187,6 +187,21 @@ pub struct AuthSettings {
     pub acl_file: Option<PathBuf>,
     /// Who may run scripts and load code (`auth.scripts`).
     pub scripts: ScriptPolicy,
+    /// `[auth.token]`: JWTs as `AUTH` passwords; `None` = off.
+    pub token: Option<TokenSettings>,
+}
+
+/// `[auth.token]`. The JWKS file is read (and checked) with the users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// The JWKS file (resolved path).
+    pub jwks: PathBuf,
+    /// `iss` a token must carry; `None` = not checked.
+    pub issuer: Option<String>,
+    /// A value `aud` must hold; `None` = not checked.
+    pub audience: Option<String>,
+    /// The claim that must equal the `AUTH` user name (default `sub`).
+    pub user_claim: String,
 }
 
 /// `auth.scripts`: who may run scripts (`EVAL`, `FCALL`, ...) and load code

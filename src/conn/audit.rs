@@ -58,14 +58,15 @@ impl Audit {
     }
 
     /// A failed `AUTH`/`HELLO AUTH`; `typed` is the command name as sent.
-    pub fn auth_failed(&self, in_multi: bool, typed: &[u8], username: &[u8]) {
+    /// `reason`: `auth` for a wrong password, else why a token was refused.
+    pub fn auth_failed(&self, in_multi: bool, typed: &[u8], username: &[u8], reason: &str) {
         let user = String::from_utf8_lossy(username);
         warn!(
             peer = %self.peer,
             identity = %self.identity,
             user = %Escaped(&user),
             command = %Escaped(String::from_utf8_lossy(typed).to_ascii_lowercase()),
-            reason = "auth",
+            reason,
             "authentication failed"
         );
         self.log.add(

@@ -32,6 +32,7 @@ mod state;
 mod stats;
 pub mod stream;
 mod throttle;
+mod token_clock;
 pub mod upstream_link;
 
 use std::net::SocketAddr;
@@ -61,6 +62,7 @@ use state::Phase;
 use stats::ConnStats;
 use stream::Passthrough;
 use throttle::Throttle;
+use token_clock::TokenClock;
 use upstream_link::{LinkIo, LinkLost, UpstreamLink};
 
 /// Unsent client output above which the upstream is not read.
@@ -142,6 +144,7 @@ pub async fn serve<S>(
         master: shared.endpoints.watch(),
         scanner: RequestScanner::new(ScanLimits::from(&live.config.limits)),
         idle: IdleClock::new(live.config.limits.idle_timeout),
+        token_clock: TokenClock::default(),
         card_user: start_user.as_ref().map_or(0, |u| Arc::as_ptr(u) as usize),
         shared,
         live,
@@ -241,6 +244,8 @@ struct Conn<S> {
     passthrough: Option<Passthrough>,
     throttle: Throttle,
     idle: IdleClock,
+    /// Closes the connection when its token expires.
+    token_clock: TokenClock,
     stats: ConnStats,
     phase: Phase,
     /// A command waits in the input for replies on their way ([`commands`]).
@@ -258,6 +263,7 @@ enum Event {
     ReleaseDue,
     MasterChanged(bool),
     IdleCheck,
+    TokenExpired,
     Reloaded,
     Drain,
     Abort,
@@ -285,6 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             let paused = self.throttle.paused();
             let releasing = self.release.is_some();
             let idle = self.idle.watch(self.is_idle());
+            let token = self.token_clock.follow(self.session.token_expires()) && self.phase.open();
             let event = tokio::select! {
                 biased;
                 r = self.client.tx.write(), if write_client => Event::ClientWrote(r),
@@ -293,6 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 () = self.throttle.pause_over(), if paused => Event::PauseOver,
                 () = io::tick(&mut self.release), if releasing => Event::ReleaseDue,
                 () = self.idle.fired(), if idle => Event::IdleCheck,
+                () = self.token_clock.fired(), if token => Event::TokenExpired,
                 r = self.master.changed() => Event::MasterChanged(r.is_ok()),
                 () = &mut reloaded => Event::Reloaded,
                 () = &mut drain, if !draining => Event::Drain,
@@ -338,6 +346,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                         self.close(Close::Idle);
                     }
                 }
+                Event::TokenExpired => self.close(Close::TokenExpired),
                 Event::Reloaded => {
                     reloaded.set(shared.reloaded());
                     self.refresh();
@@ -464,6 +473,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                     "connection closed by a configuration reload"
                 );
                 self.link.close();
+            }
+            Close::TokenExpired => {
+                let user = self.session.user(&self.live.users).map(|u| u.name.clone());
+                info!(peer = %self.peer, user = user.as_deref().unwrap_or(""), "token expired; closing client after the replies in flight");
+                self.shared.reporter.metrics().token_expired();
             }
             Close::Aborted => {
                 self.slots

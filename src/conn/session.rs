@@ -53,6 +53,9 @@ pub struct Session {
     /// A client name a failed `HELLO` set (Redis sets each `SETNAME` as it
     /// reads it), still to be sent upstream before the next forwarded command.
     pending_name: Option<Bytes>,
+    /// When the token the connection authenticated with expires (Unix
+    /// seconds, leeway included); `None` after a password or certificate.
+    token_expires: Option<u64>,
     /// The client's address, for users' `allow_from` (unspecified, `::`,
     /// until [`Session::with_peer`]: then no `allow_from` admits it).
     peer: IpAddr,
@@ -109,7 +112,14 @@ impl Session {
             pubsub_context: false,
             pending_name: None,
             peer: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            token_expires: None,
         }
+    }
+
+    /// When the token the connection authenticated with expires (Unix
+    /// seconds): then it is closed, unless a fresh `AUTH` came before.
+    pub fn token_expires(&self) -> Option<u64> {
+        self.token_expires
     }
 
     /// The client's address (the PROXY header's when there is one).
@@ -370,6 +380,7 @@ impl Session {
         self.events.reset_from = user;
         self.pending_name = None;
         self.user = self.cert_user.clone();
+        self.token_expires = None;
         self.in_multi = false;
         self.multi_dirty = false;
         self.reply_off = false;

@@ -28,6 +28,9 @@ pub enum Close {
     },
     /// The server drains (SIGTERM): what is in flight is still answered.
     Drain,
+    /// The token the client authenticated with expired (and no fresh `AUTH`
+    /// came): what is in flight is still answered.
+    TokenExpired,
     /// The shutdown grace is over: what is in flight gets an error reply.
     Aborted,
     /// Pooled mode: the client did not read its replies (more than
@@ -40,7 +43,10 @@ impl Close {
     /// True when the replies of commands already received are still awaited
     /// before the connection ends.
     pub fn answers_in_flight(&self) -> bool {
-        matches!(self, Close::ClientEof | Close::Requested | Close::Drain)
+        matches!(
+            self,
+            Close::ClientEof | Close::Requested | Close::Drain | Close::TokenExpired
+        )
     }
 
     /// How long queued replies may take to reach the client once it ends.

@@ -4,6 +4,8 @@
 
 pub mod access;
 pub mod sources;
+pub mod token;
 
 pub use access::{Access, AccessRule, AuthMethod, AuthMethods};
 pub use sources::SourceList;
+pub use token::{looks_like_token, TokenError, TokenVerifier};

@@ -68,6 +68,7 @@ pub struct Metrics {
     /// command costs a read lock and a hash of the name, not an allocation.
     command_counters: RwLock<HashMap<Box<str>, [Counter; CommandResult::ALL.len()]>>,
     auth_failures: Counter,
+    token_expiries: Counter,
     upstream_connect_errors: Counter,
     upstream_failovers: Counter,
     upstream_redirects: [Counter; 2],
@@ -131,6 +132,13 @@ impl Metrics {
             "portcullis_auth_failures",
             "Failed AUTH or HELLO AUTH attempts",
             auth_failures.clone(),
+        );
+
+        let token_expiries = Counter::default();
+        registry.register(
+            "portcullis_token_expiries",
+            "Connections closed because the token they authenticated with expired",
+            token_expiries.clone(),
         );
 
         let upstream_connect_errors = Counter::default();
@@ -202,6 +210,7 @@ impl Metrics {
             commands,
             command_counters: RwLock::default(),
             auth_failures,
+            token_expiries,
             upstream_connect_errors,
             upstream_failovers,
             upstream_redirects,
@@ -291,6 +300,11 @@ impl Metrics {
                 })
             })
         }));
+    }
+
+    /// Counts a connection closed at its token's expiry.
+    pub fn token_expired(&self) {
+        self.token_expiries.inc();
     }
 
     /// Counts a failed authentication in `portcullis_auth_failures_total`.

@@ -23,4 +23,5 @@ mod reload;
 mod sentinel;
 mod stream;
 mod tls;
+mod tokens;
 mod upstream;

@@ -403,3 +403,28 @@ fn edge_lists_and_user_access() {
     assert!(config.server.allow.is_some());
     assert!(ok(MINIMAL).server.allow.is_none() && ok(MINIMAL).users.is_empty());
 }
+
+#[test]
+fn token_settings() {
+    let config = ok(&with(
+        "[auth.token]\njwks = \"keys/jwks.json\"\nissuer = \"https://idp\"",
+    ));
+    let token = config.auth.token.expect("token settings");
+    assert_eq!(token.jwks, Path::new("/etc/portcullis/keys/jwks.json"));
+    assert_eq!(token.issuer.as_deref(), Some("https://idp"));
+    assert_eq!(token.audience, None);
+    assert_eq!(token.user_claim, "sub");
+    assert!(ok(MINIMAL).auth.token.is_none());
+    assert_eq!(
+        err(&with("[auth.token]\njwks = \"\"\nuser_claim = \"email\"")),
+        "auth.token.jwks: must not be empty"
+    );
+    assert_eq!(
+        err(&with("[auth.token]\njwks = \"j.json\"\nuser_claim = \"\"")),
+        "auth.token.user_claim: must not be empty"
+    );
+    assert!(err(&with(
+        "[auth.token]\njwks = \"j.json\"\nalgorithms = [\"HS256\"]"
+    ))
+    .contains("unknown field"));
+}

@@ -132,27 +132,46 @@ impl Session {
         password: &[u8],
     ) -> Option<Decision> {
         let typed = args.get(0).unwrap_or_default();
-        match users.authenticate(user, password) {
-            Some(u) => {
-                if let Some(rule) = u.access.refuses(self.peer, AuthMethod::Password) {
+        let checked = if users.is_token(password) {
+            users
+                .authenticate_token(user, password, unix_now())
+                .map(|(u, expires)| (u, AuthMethod::Token, Some(expires)))
+        } else {
+            users
+                .authenticate(user, password)
+                .map(|u| (u, AuthMethod::Password, None))
+                .ok_or("auth")
+        };
+        match checked {
+            Ok((u, method, expires)) => {
+                if let Some(rule) = u.access.refuses(self.peer, method) {
                     // Right credentials, wrong place or method: answered like a
                     // wrong password, logged with the rule.
                     self.audit.auth_refused(self.in_multi, typed, &u.name, rule);
                     self.events.auth_failed = true;
                     Some(local(replies::WRONGPASS))
                 } else if self.become_user(&u, users) {
+                    // A fresh AUTH replaces the token's deadline (a password has none).
+                    self.token_expires = expires;
                     None
                 } else {
                     Some(Decision::Refuse(replies::MAX_CLIENTS))
                 }
             }
-            None => {
-                self.audit.auth_failed(self.in_multi, typed, user);
+            Err(reason) => {
+                self.audit.auth_failed(self.in_multi, typed, user, reason);
                 self.events.auth_failed = true;
                 Some(local(replies::WRONGPASS))
             }
         }
     }
+}
+
+/// Seconds since the Unix epoch (token `exp`/`nbf` are in these).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Redis's `validateClientName`: empty, or only the characters `!` to `~`.
