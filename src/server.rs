@@ -1,29 +1,29 @@
-//! Step 1: listeners, accept, TLS handshake under a deadline, client identity,
-//! and graceful shutdown. Each accepted client is handed to [`crate::conn::serve`].
+//! Step 1: configuration in force (start and reload), listeners and graceful
+//! shutdown. The accept side (PROXY header, admission, TLS handshake under a
+//! deadline, client identity) is in `accept`; each accepted client is handed
+//! to [`crate::conn::serve`].
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
-use crate::acl::{User, Users};
+use crate::acl::Users;
 use crate::config::Config;
-use crate::conn::replies;
-use crate::conn::{self, Live, Shared, Shutdown};
+use crate::conn::{Live, Shared, Shutdown};
 use crate::limits::rate::Rates;
 use crate::limits::report::Reporter;
-use crate::limits::{CapRefusal, ConnSlot};
-use crate::logsafe::Escaped;
-use crate::metrics::{self, Limit, Metrics};
+use crate::metrics::{self, Metrics};
 use crate::tls;
 use crate::upstream::{sentinel, Renames};
+
+mod accept;
+use accept::Listener;
 
 /// Everything the proxy needs, built and checked before anything listens.
 #[derive(Debug, Clone)]
@@ -197,12 +197,7 @@ pub async fn run(
     ] {
         for addr in addrs {
             let listener = bind(*addr, kind).await?;
-            let ctx = Listener {
-                shared: Arc::clone(&shared),
-                tls,
-                shutdown: shutdown.clone(),
-                tracker: tracker.clone(),
-            };
+            let ctx = Listener::new(Arc::clone(&shared), tls, shutdown.clone(), tracker.clone());
             tracker.spawn(ctx.accept_loop(listener));
         }
     }
@@ -288,207 +283,4 @@ async fn bind(addr: SocketAddr, kind: &str) -> std::io::Result<TcpListener> {
     })?;
     info!(kind, addr = %listener.local_addr()?, "listening");
     Ok(listener)
-}
-
-struct Listener {
-    shared: Arc<Shared>,
-    /// A TLS listener (else plaintext).
-    tls: bool,
-    shutdown: Shutdown,
-    tracker: TaskTracker,
-}
-
-/// TLS handshakes spent at once on telling refused clients why; past this a
-/// refused connection is just closed.
-const REFUSAL_HANDSHAKES: usize = 32;
-/// Longest handshake spent on a refused client.
-const REFUSAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-
-impl Listener {
-    /// The acceptor for a new connection: the certificates in force now.
-    fn acceptor(&self, live: &Live) -> Option<TlsAcceptor> {
-        self.tls
-            .then(|| TlsAcceptor::from(Arc::clone(&live.tls.config)))
-    }
-
-    async fn accept_loop(self, listener: TcpListener) {
-        let refusals = Arc::new(Semaphore::new(REFUSAL_HANDSHAKES));
-        loop {
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = self.shutdown.drain.cancelled() => return,
-            };
-            match accepted {
-                Ok((tcp, peer)) => {
-                    let shared = &self.shared;
-                    let live = shared.live();
-                    // Cheapest first: a peer outside `server.allow`, or a flood
-                    // from one address, is closed before anything is spent on it.
-                    if live
-                        .config
-                        .server
-                        .allow
-                        .as_ref()
-                        .is_some_and(|allow| !allow.contains(peer.ip()))
-                    {
-                        shared
-                            .reporter
-                            .hit(Limit::Allow, peer, None, "not in server.allow");
-                        continue;
-                    }
-                    if live.rates.new_connection(peer.ip()).is_err() {
-                        shared
-                            .reporter
-                            .hit(Limit::ConnRatePerIp, peer, None, "closed at accept");
-                        continue;
-                    }
-                    let slot = match shared.admission.admit(peer.ip(), &live.config.limits) {
-                        Ok(slot) => slot,
-                        Err(cap) => {
-                            let limit = match cap {
-                                CapRefusal::MaxClients => Limit::MaxClients,
-                                CapRefusal::MaxClientsPerIp => Limit::MaxClientsPerIp,
-                            };
-                            shared.reporter.hit(limit, peer, None, "refused at accept");
-                            if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
-                                let acceptor = self.acceptor(&live);
-                                self.tracker.spawn(refuse(tcp, acceptor, permit));
-                            }
-                            continue;
-                        }
-                    };
-                    let _ = tcp.set_nodelay(true);
-                    let task = AcceptedClient {
-                        shared: Arc::clone(shared),
-                        acceptor: self.acceptor(&live),
-                        live,
-                        shutdown: self.shutdown.clone(),
-                    };
-                    self.tracker.spawn(task.serve(tcp, peer, slot));
-                }
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-}
-
-/// Tells a client over a connection cap `-ERR max number of clients reached`
-/// (over TLS when the short handshake succeeds), then closes. The cap was
-/// decided before this handshake, and `permit` bounds how many run at once.
-async fn refuse(tcp: TcpStream, acceptor: Option<TlsAcceptor>, permit: OwnedSemaphorePermit) {
-    let Some(acceptor) = acceptor else {
-        conn::refuse(tcp, replies::MAX_CLIENTS).await;
-        return;
-    };
-    if let Ok(Ok(tls)) = tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-    {
-        conn::refuse(tls, replies::MAX_CLIENTS).await;
-    }
-    drop(permit);
-}
-
-/// An accepted TCP connection on its way to being served.
-struct AcceptedClient {
-    shared: Arc<Shared>,
-    /// The configuration in force when the connection was accepted.
-    live: Arc<Live>,
-    acceptor: Option<TlsAcceptor>,
-    shutdown: Shutdown,
-}
-
-impl AcceptedClient {
-    async fn serve(self, tcp: TcpStream, peer: SocketAddr, slot: ConnSlot) {
-        let metrics = Arc::clone(self.shared.reporter.metrics());
-        metrics.connection_opened();
-        self.serve_admitted(tcp, peer).await;
-        metrics.connection_closed();
-        drop(slot);
-    }
-
-    async fn serve_admitted(self, tcp: TcpStream, peer: SocketAddr) {
-        let Ok(local) = tcp.local_addr() else {
-            return;
-        };
-        let AcceptedClient {
-            shared,
-            live,
-            acceptor,
-            shutdown,
-        } = self;
-        let Some(acceptor) = acceptor else {
-            let client = conn::ClientIdentity {
-                addr: peer,
-                local,
-                cert_user: None,
-                identity: None,
-            };
-            conn::serve(tcp, client, shared, live, shutdown).await;
-            return;
-        };
-        let deadline = live.config.limits.handshake_timeout;
-        let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                warn!(%peer, reason = %Escaped(&e), "TLS handshake failed");
-                shared.reporter.metrics().handshake_failed("error");
-                return;
-            }
-            Err(_) => {
-                shared.reporter.metrics().handshake_failed("timeout");
-                shared.reporter.hit(
-                    Limit::HandshakeTimeout,
-                    peer,
-                    None,
-                    "TLS handshake not done in time",
-                );
-                return;
-            }
-        };
-        let client = client_of(&live, tls.get_ref().1, peer, local);
-        conn::serve(tls, client, shared, live, shutdown).await;
-    }
-}
-
-/// The client: its certificate's identity (for logs) and the `on` user the
-/// certificate names, if any.
-fn client_of(
-    live: &Live,
-    conn: &rustls::ServerConnection,
-    peer: SocketAddr,
-    local: SocketAddr,
-) -> conn::ClientIdentity {
-    let identity = tls::peer_identity(conn);
-    conn::ClientIdentity {
-        addr: peer,
-        local,
-        cert_user: identity.as_ref().and_then(|id| cert_user(live, id, peer)),
-        identity: identity.map(|id| id.describe()),
-    }
-}
-
-/// The `on` user named by a verified certificate, if any.
-fn cert_user(live: &Live, identity: &tls::PeerIdentity, peer: SocketAddr) -> Option<Arc<User>> {
-    let auth = &live.config.auth;
-    let Some(name) = identity.user_name(auth.cert_user, &auth.cert_map) else {
-        debug!(%peer, identity = %identity.describe(), "certificate names no user");
-        return None;
-    };
-    match live.users.get(name) {
-        Some(u) if u.enabled => {
-            debug!(%peer, user = name, "authenticated by certificate");
-            Some(Arc::clone(u))
-        }
-        Some(_) => {
-            warn!(%peer, identity = %identity.describe(), user = %Escaped(name), reason = "user is off", "certificate user refused");
-            None
-        }
-        None => {
-            warn!(%peer, identity = %identity.describe(), user = %Escaped(name), reason = "no such user", "certificate user refused");
-            None
-        }
-    }
 }

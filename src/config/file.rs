@@ -37,6 +37,7 @@ pub(crate) struct FileServer {
     pub shutdown_grace_s: Option<u64>,
     pub worker_threads: Option<u64>,
     pub allow: Option<Vec<String>>,
+    pub proxy_protocol_from: Option<Vec<String>>,
 }
 
 /// `[tls]`.

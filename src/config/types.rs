@@ -47,6 +47,8 @@ pub struct ServerSettings {
     pub worker_threads: Option<usize>,
     /// `allow`: the only source addresses that may connect; `None` = any.
     pub allow: Option<SourceList>,
+    /// `proxy_protocol_from`: peers that send a PROXY protocol header first.
+    pub proxy_protocol_from: Option<SourceList>,
 }
 
 /// `[tls]`. Paths are already resolved relative to the config file's directory.

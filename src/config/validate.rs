@@ -117,6 +117,11 @@ fn server(file: &FileServer, errors: &mut Vec<ConfigError>) -> ServerSettings {
         ),
         worker_threads,
         allow: source_list("server.allow", file.allow.as_deref(), errors),
+        proxy_protocol_from: source_list(
+            "server.proxy_protocol_from",
+            file.proxy_protocol_from.as_deref(),
+            errors,
+        ),
     }
 }
 

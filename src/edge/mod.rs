@@ -3,9 +3,11 @@
 //! and by which method.
 
 pub mod access;
+pub mod proxy_header;
 pub mod sources;
 pub mod token;
 
 pub use access::{Access, AccessRule, AuthMethod, AuthMethods};
+pub use proxy_header::{read_proxy_header, ProxyHeaderError};
 pub use sources::SourceList;
 pub use token::{looks_like_token, TokenError, TokenVerifier};

@@ -45,11 +45,13 @@ pub enum Limit {
     PoolReplyLimit,
     /// A peer outside `server.allow`, closed at accept.
     Allow,
+    /// A peer in `server.proxy_protocol_from` that sent no valid PROXY header in time.
+    ProxyHeader,
 }
 
 impl Limit {
     /// Every variant, in declaration order (`Limit::ALL[l as usize] == l`).
-    pub const ALL: [Limit; 18] = [
+    pub const ALL: [Limit; 19] = [
         Limit::MaxClients,
         Limit::MaxClientsPerIp,
         Limit::UserMaxClients,
@@ -68,6 +70,7 @@ impl Limit {
         Limit::ProtocolError,
         Limit::PoolReplyLimit,
         Limit::Allow,
+        Limit::ProxyHeader,
     ];
 
     /// The snake_case label value, e.g. `"max_clients_per_ip"`.
@@ -91,6 +94,7 @@ impl Limit {
             Limit::ProtocolError => "protocol_error",
             Limit::PoolReplyLimit => "pool_reply_limit",
             Limit::Allow => "allow",
+            Limit::ProxyHeader => "proxy_header",
         }
     }
 }

@@ -14,24 +14,6 @@ use crate::support::*;
 const METRICS: &str = "metrics_listen = \"127.0.0.1:0\"";
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Every string in `reply`, space-separated (for looking into ACL LOG entries).
-fn text(reply: &Reply) -> String {
-    match reply {
-        Reply::Simple(s) | Reply::Error(s) => s.clone(),
-        Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-        Reply::Int(n) => n.to_string(),
-        Reply::Array(Some(items)) | Reply::Push(items) => {
-            items.iter().map(text).collect::<Vec<_>>().join(" ")
-        }
-        Reply::Map(pairs) => pairs
-            .iter()
-            .map(|(k, v)| format!("{} {}", text(k), text(v)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
@@ -165,7 +147,7 @@ async fn allow_from_and_auth_methods_refuse_like_a_wrong_password() {
         .as_array()
         .unwrap_or_default()
         .iter()
-        .map(text)
+        .map(Reply::flat_text)
         .collect();
     let with = |user: &str, rule: &str| {
         entries
@@ -264,5 +246,8 @@ async fn shadow_mode_forwards_denials_to_redis_and_counts_them() {
     let log = admin.cmd_str(&["ACL", "LOG"]).await;
     let entries = log.as_array().unwrap_or_default();
     assert_eq!(entries.len(), 1, "{log:?}");
-    assert!(text(&entries[0]).contains("username carol "), "{log:?}");
+    assert!(
+        entries[0].flat_text().contains("username carol "),
+        "{log:?}"
+    );
 }

@@ -18,6 +18,7 @@ mod hardening;
 mod metrics;
 mod pooled;
 mod protocol_limits;
+mod proxy_protocol;
 mod rate;
 mod reload;
 mod sentinel;

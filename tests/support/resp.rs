@@ -88,6 +88,27 @@ impl Reply {
     }
 
     /// Null in either protocol (`$-1`, `*-1`, `_`).
+    /// Every string and number in the reply, space-separated (to look into
+    /// `ACL LOG` entries and the like).
+    pub fn flat_text(&self) -> String {
+        match self {
+            Reply::Simple(s) | Reply::Error(s) => s.clone(),
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Int(n) => n.to_string(),
+            Reply::Array(Some(items)) | Reply::Push(items) => items
+                .iter()
+                .map(Reply::flat_text)
+                .collect::<Vec<_>>()
+                .join(" "),
+            Reply::Map(pairs) => pairs
+                .iter()
+                .map(|(k, v)| format!("{} {}", k.flat_text(), v.flat_text()))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Reply::Null | Reply::Bulk(None) | Reply::Array(None))
     }
