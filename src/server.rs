@@ -23,7 +23,9 @@ use crate::tls;
 use crate::upstream::{sentinel, Renames};
 
 mod accept;
+mod watch;
 use accept::Listener;
+use watch::FileWatch;
 
 /// Everything the proxy needs, built and checked before anything listens.
 #[derive(Debug, Clone)]
@@ -222,10 +224,20 @@ pub async fn run(
             metrics_stop.clone(),
         ));
     }
-    while let Some(Control::Reload) = control.recv().await {
+    let mut files = FileWatch::start(Arc::clone(&shared));
+    loop {
+        // SIGHUP, or a change to a watched TLS or JWKS file: the same reload.
+        tokio::select! {
+            c = control.recv() => match c {
+                Some(Control::Reload) => {}
+                Some(Control::Stop) | None => break,
+            },
+            Some(_) = files.changed() => {}
+        }
         let (shared, path) = (Arc::clone(&shared), path.to_path_buf());
         // Reading and parsing files blocks: keep it off the connections' threads.
         let _ = tokio::task::spawn_blocking(move || reload_logged(&shared, &path)).await;
+        files.refresh();
     }
     let grace = shared.live().config.server.shutdown_grace;
     info!(

@@ -323,3 +323,22 @@ pub struct RateSettings {
     /// Commands allowed at once above the sustained rate (at least 1).
     pub burst: u32,
 }
+
+impl Config {
+    /// Every TLS and JWKS file the configuration names (the files whose
+    /// change triggers a reload): the server's certificate, key, client CA
+    /// and CRLs, the upstream TLS files, and the token keys.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let tls = &self.tls;
+        let mut files = vec![tls.cert.clone(), tls.key.clone()];
+        files.extend(tls.client_ca.iter().cloned());
+        files.extend(tls.crl.iter().cloned());
+        if let Some(up) = &self.upstream.tls {
+            files.push(up.ca.clone());
+            files.extend(up.cert.iter().cloned());
+            files.extend(up.key.iter().cloned());
+        }
+        files.extend(self.auth.token.iter().map(|t| t.jwks.clone()));
+        files
+    }
+}

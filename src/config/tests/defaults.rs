@@ -384,3 +384,38 @@ fn shipped_proxy_toml_is_valid() {
     assert_eq!(c.users[0].name, "app");
     assert_eq!(c.users[0].rules, "on ~* &* +@all");
 }
+
+#[test]
+fn watched_files_are_every_tls_and_jwks_file() {
+    let config = ok(&doc(
+        SERVER,
+        "cert = \"s.pem\"\nkey = \"s.key\"\nclient_ca = \"ca.pem\"\ncrl = [\"a.crl\", \"b.crl\"]",
+        "address = \"127.0.0.1:6379\"\n[upstream.tls]\nca = \"up-ca.pem\"\ncert = \"up.pem\"\nkey = \"up.key\"",
+        "[auth.token]\njwks = \"jwks.json\"",
+    ));
+    let names: Vec<String> = config
+        .watched_files()
+        .iter()
+        .map(|p| {
+            p.strip_prefix("/etc/portcullis")
+                .expect("resolved")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "s.pem",
+            "s.key",
+            "ca.pem",
+            "a.crl",
+            "b.crl",
+            "up-ca.pem",
+            "up.pem",
+            "up.key",
+            "jwks.json"
+        ]
+    );
+    assert_eq!(ok(MINIMAL).watched_files().len(), 2);
+}
