@@ -179,25 +179,32 @@ async fn failovers_under_load() {
     let (master_id, _) = cluster.masters().await[0].clone();
     let replica = replica_of(&cluster, &master_id).await;
     let mut r = RespConn::connect_tcp(&replica).await.unwrap();
-    assert!(r.cmd_str(&["CLUSTER", "FAILOVER"]).await.is_ok());
-    // The replica took over (a manual failover that timed out would leave
-    // nothing tested here).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let role = r.cmd_str(&["ROLE"]).await;
-        let first = role
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(Reply::as_str);
-        if first == Some("master") {
-            break;
-        }
+    // The replica takes over (a manual failover that timed out would leave
+    // nothing tested here). Redis gives a manual failover 5 s; on a loaded
+    // machine it can time out, and the operator's answer is to ask again.
+    let mut attempts = 0;
+    'failover: loop {
+        attempts += 1;
         assert!(
-            Instant::now() < deadline,
-            "the replica did not take over: {role:?}"
+            attempts <= 5,
+            "the replica did not take over in {} tries",
+            attempts - 1
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(r.cmd_str(&["CLUSTER", "FAILOVER"]).await.is_ok());
+        let deadline = Instant::now() + Duration::from_secs(7);
+        while Instant::now() < deadline {
+            let role = r.cmd_str(&["ROLE"]).await;
+            let first = role
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Reply::as_str);
+            if first == Some("master") {
+                break 'failover;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
+    eprintln!("graceful failover after {attempts} CLUSTER FAILOVER");
     cluster.wait_ok(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.store(true, Ordering::Relaxed);
