@@ -60,9 +60,10 @@ async fn server_allow_closes_other_peers_at_accept_and_reloads() {
     let hits = scrape(&proxy, "portcullis_limit_hits_total{limit=\"allow\"}").await;
     assert!((3.0..=3.0).contains(&hits), "{hits}");
     assert!(proxy
-        .logs()
-        .iter()
-        .any(|l| l.contains("not in server.allow") && l.contains("127.0.0.3")));
+        .wait_for_log(Duration::from_secs(5), |l| l
+            .contains("not in server.allow")
+            && l.contains("127.0.0.3"))
+        .is_some());
 
     // SIGHUP with another list: new connections follow it; open ones stay.
     let text = base_config_with_server(&pki, &redis.addr(), &server(r#"["127.0.0.1"]"#), users);
@@ -171,11 +172,11 @@ async fn allow_from_and_auth_methods_refuse_like_a_wrong_password() {
     ] {
         assert!(
             proxy
-                .logs()
-                .iter()
-                .any(|l| l.contains("authentication refused")
+                .wait_for_log(Duration::from_secs(5), |l| l
+                    .contains("authentication refused")
                     && l.contains(&format!("\"{user}\""))
-                    && l.contains(rule)),
+                    && l.contains(rule))
+                .is_some(),
             "{user} {rule}: {logs}"
         );
     }
@@ -235,6 +236,14 @@ async fn shadow_mode_forwards_denials_to_redis_and_counts_them() {
         .await;
         assert_eq!(got, n, "{result}");
     }
+    proxy.wait_for_log(Duration::from_secs(5), |_| {
+        proxy
+            .logs()
+            .iter()
+            .filter(|l| l.contains("\"shadow\":true"))
+            .count()
+            >= 3
+    });
     let shadow: Vec<String> = proxy
         .logs()
         .into_iter()

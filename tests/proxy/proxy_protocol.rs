@@ -122,9 +122,10 @@ async fn headers_from_a_listed_peer_name_the_client_everywhere() {
         "a client outside server.allow got through"
     );
     assert!(proxy
-        .logs()
-        .iter()
-        .any(|l| l.contains("not in server.allow") && l.contains("10.8.0.1")));
+        .wait_for_log(Duration::from_secs(5), |l| l
+            .contains("not in server.allow")
+            && l.contains("10.8.0.1"))
+        .is_some());
     // LOCAL (a health check): the balancer's own address stands.
     let local = Builder::with_addresses(
         Version::Two | PpCommand::Local,
@@ -256,7 +257,8 @@ async fn haproxy_send_proxy_v2_in_front() {
     let refused = tls_after("127.0.0.4", front, &pki, b"").await;
     assert!(refused.is_err());
     assert!(proxy
-        .logs()
-        .iter()
-        .any(|l| l.contains("not in server.allow") && l.contains("127.0.0.4")));
+        .wait_for_log(Duration::from_secs(5), |l| l
+            .contains("not in server.allow")
+            && l.contains("127.0.0.4"))
+        .is_some());
 }

@@ -198,6 +198,10 @@ async fn tokens_authenticate_and_every_bad_one_is_refused() {
         Some("NOAUTH Authentication required.")
     );
     // Never a token in the logs or ACL LOG; the reason is there.
+    let last = proxy.wait_for_log(Duration::from_secs(5), |l| {
+        l.contains("algorithm not accepted")
+    });
+    assert!(last.is_some());
     let logs = proxy.logs().join("\n");
     for (_, token) in &bad {
         let signature = token.rsplit('.').next().unwrap_or_default();
@@ -270,5 +274,7 @@ async fn expiry_closes_the_connection_unless_a_fresh_auth_came() {
         assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
     }
     assert_eq!(scrape(&proxy, "portcullis_token_expiries_total").await, 1.0);
-    assert!(proxy.logs().iter().any(|l| l.contains("token expired")));
+    assert!(proxy
+        .wait_for_log(Duration::from_secs(5), |l| l.contains("token expired"))
+        .is_some());
 }
