@@ -90,6 +90,15 @@ pub fn check(
     Err(worst)
 }
 
+/// True when `ACL DRYRUN <user> GET <key>` would say `OK`: some selector
+/// allows `GET` and reading `key` (what `filter_listings` keeps).
+pub fn may_read(user: &User, key: &[u8], scratch: &mut CheckScratch) -> bool {
+    let Some(get) = crate::command::by_name(b"get") else {
+        return false;
+    };
+    check(user, get, &[b"GET".as_slice(), key], scratch).is_ok()
+}
+
 /// Commands that run a script or load code whose inner calls the proxy cannot
 /// check (`auth.scripts`).
 pub fn runs_code(cmd: &CommandSpec) -> bool {

@@ -39,6 +39,9 @@ pub struct User {
     /// `enforce` from `[[users]]`: false = shadow mode, denials are logged and
     /// counted but the command is forwarded.
     pub enforce: bool,
+    /// `filter_listings` from `[[users]]`: KEYS, SCAN and RANDOMKEY replies
+    /// keep only the keys this user may read.
+    pub filter_listings: bool,
 }
 
 impl User {
@@ -55,6 +58,7 @@ impl User {
             restrict_scripts: false,
             access: Access::default(),
             enforce: true,
+            filter_listings: false,
         }
     }
 

@@ -52,6 +52,7 @@ impl Users {
             }
             user.access = entry.access.clone();
             user.enforce = entry.enforce;
+            user.filter_listings = entry.filter_listings;
             let limits = UserLimits {
                 max_clients: entry.max_clients,
                 rate: entry.rate,

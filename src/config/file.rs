@@ -182,6 +182,7 @@ pub(crate) struct FileUser {
     pub allow_from: Option<Vec<String>>,
     pub auth_methods: Option<Vec<String>>,
     pub enforce: Option<bool>,
+    pub filter_listings: Option<bool>,
 }
 
 /// A user's `rate = { ops_per_sec, burst }`.

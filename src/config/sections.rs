@@ -280,6 +280,7 @@ pub(crate) fn users(file: Vec<FileUser>, errors: &mut Vec<ConfigError>) -> Vec<U
                 methods,
             },
             enforce: user.enforce.unwrap_or(true),
+            filter_listings: user.filter_listings.unwrap_or(false),
         });
     }
     out

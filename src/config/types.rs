@@ -313,6 +313,8 @@ pub struct UserEntry {
     /// `enforce`: false = shadow mode (denials logged and counted, the
     /// command forwarded anyway).
     pub enforce: bool,
+    /// `filter_listings`: KEYS, SCAN and RANDOMKEY show only readable keys.
+    pub filter_listings: bool,
 }
 
 /// A user's `rate = { ops_per_sec, burst }`.

@@ -383,6 +383,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
                 return false;
             }
             Decision::Forward(kind) => (None, kind, Emit::Pass),
+            Decision::ForwardFiltered(listing, user) => {
+                (None, SlotKind::Plain, Emit::Listing(listing, user))
+            }
             Decision::ForwardInstead(b, kind, emit) => (Some(b), kind, emit),
         };
         if self.link.cluster.is_some() {

@@ -21,6 +21,7 @@ pub mod decision;
 mod dedicated_link;
 mod idle;
 mod io;
+pub mod listing;
 mod pin;
 pub mod policy;
 mod pooled_seat;

@@ -39,3 +39,8 @@ pub const BAD_CLIENT_NAME: &[u8] =
 pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
 /// A command over its user's rate with `rate_mode = "reject"`.
 pub const RATE_LIMITED: &[u8] = b"-ERR rate limit exceeded\r\n";
+
+/// `KEYS`, `SCAN` or `RANDOMKEY` inside `MULTI` for a user with
+/// `filter_listings` (the reply would be inside `EXEC`'s, unfiltered).
+pub const LISTING_IN_MULTI: &[u8] =
+    b"-ERR KEYS, SCAN and RANDOMKEY are not available inside MULTI for this user (filter_listings)\r\n";

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::acl_cmds;
 use super::audit::Audit;
 pub use super::decision::{Decided, Decision};
+use super::listing::Listing;
 use super::policy::{self, CommandCheck, Refusal};
 use super::replies;
 use super::slots::{Emit, LocalReply, SlotKind};
@@ -321,6 +322,16 @@ impl Session {
                 self.multi_dirty = true;
             }
             return Decision::Local(LocalReply::Owned(Bytes::from(reply)));
+        }
+        if let Some(listing) = Listing::of(cmd.name) {
+            if let Some(u) = user.filter(|u| u.filter_listings) {
+                if self.in_multi {
+                    // Its reply would be inside EXEC's: refused, EXEC aborts.
+                    self.multi_dirty = true;
+                    return local(replies::LISTING_IN_MULTI);
+                }
+                return Decision::ForwardFiltered(listing, Arc::clone(u));
+            }
         }
         match role {
             Role::Quit => Decision::Quit,

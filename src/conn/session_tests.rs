@@ -22,6 +22,7 @@ fn users_with(entries: &[(&str, &str)], edit: impl Fn(&mut UserEntry)) -> Users 
             rate: None,
             access: crate::edge::Access::default(),
             enforce: true,
+            filter_listings: false,
         })
         .collect();
     cfg.users.iter_mut().for_each(edit);
@@ -49,6 +50,7 @@ fn replies(ds: &[Decided]) -> Vec<String> {
         .map(|d| match &d.decision {
             Decision::Local(r) => String::from_utf8_lossy(r.bytes()).trim_end().to_string(),
             Decision::Forward(k) => format!("forward {k:?}"),
+            Decision::ForwardFiltered(l, u) => format!("filtered {l:?} for {}", u.name),
             Decision::ForwardInstead(b, k, e) => {
                 format!("instead {:?} {k:?} {e:?}", String::from_utf8_lossy(b))
             }

@@ -6,11 +6,14 @@
 //! lines) take no slot. Replies leave in slot order, never out of it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::client_lines::ClientLines;
+use super::listing::{self, Listing};
 use super::upstream_link::{Desync, ReplySink};
+use crate::acl::User;
 use crate::resp::reply::{pubsub_kind, PubSubKind};
 
 /// A reply produced by the proxy itself.
@@ -63,6 +66,8 @@ pub enum Emit {
     Drop,
     /// Send this instead (a dirty `EXEC` forwarded as `DISCARD`).
     Replace(Bytes),
+    /// Send only the keys this user may read (`filter_listings`).
+    Listing(Listing, Arc<User>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,6 +344,7 @@ impl ReplySlots {
                 }
             }
             Emit::Replace(r) => out.put_slice(r),
+            Emit::Listing(listing, user) => listing::filter(frame, *listing, user, self.resp3, out),
         }
         if remaining == 0 {
             self.queue.pop_front();

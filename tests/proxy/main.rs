@@ -15,6 +15,7 @@ mod config_check;
 mod edge;
 mod faults;
 mod hardening;
+mod listings;
 mod metrics;
 mod pooled;
 mod protocol_limits;

@@ -31,6 +31,6 @@ pub use proxy::{
 };
 pub use redis::RedisServer;
 pub use resp::{encode_command, parse_reply, Reply, RespConn};
-pub use rng::Rng;
+pub use rng::{seed_from_env, Rng};
 pub use same_stream::{command, Command, SameStream};
 pub use twin::Twin;

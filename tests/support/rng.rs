@@ -33,3 +33,16 @@ impl Rng {
         items[self.below(items.len())]
     }
 }
+
+/// The seed in environment variable `var`, else one from the clock (print it:
+/// a failing run is replayed with `var=<seed>`).
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+}

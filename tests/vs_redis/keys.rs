@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 
 use crate::support::words::{KEYWORDS, NUMBERS};
-use crate::support::{encode_command, RedisServer, Reply, RespConn, Rng};
+use crate::support::{encode_command, seed_from_env, RedisServer, Reply, RespConn, Rng};
 use portcullis::command::{
     by_id, by_name, command_channels, command_keys, flags, key_flags, resolve, BeginSearch,
     ChannelRef, CommandSpec, FindKeys, KeyRef, Resolved, COMMANDS,
@@ -366,15 +366,7 @@ async fn keywords_by_command(
 }
 
 fn seed() -> u64 {
-    std::env::var("KEYS_VS_REDIS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        })
+    seed_from_env("KEYS_VS_REDIS_SEED")
 }
 
 /// Cases per command: many where the keys depend on the arguments.

@@ -1,7 +1,7 @@
 //! Reply order and state where the proxy once disagreed with Redis: every case
 //! is a whole conversation sent as one pipeline to the proxy and to Redis.
 
-use crate::support::{command, Command, Rng, SameStream};
+use crate::support::{command, seed_from_env, Command, Rng, SameStream};
 
 const USERS: [(&str, &str); 2] = [
     ("admin", "on ~* &* +@all"),
@@ -9,15 +9,7 @@ const USERS: [(&str, &str); 2] = [
 ];
 
 fn seed() -> u64 {
-    std::env::var("HARDENING_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
+    seed_from_env("HARDENING_SEED")
 }
 
 fn auth(user: &str) -> Command {
