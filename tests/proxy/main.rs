@@ -13,6 +13,7 @@ mod cluster_faults;
 mod commands;
 mod config_check;
 mod edge;
+mod examples;
 mod faults;
 mod hardening;
 mod listings;
