@@ -23,6 +23,7 @@ use crate::tls;
 use crate::upstream::{sentinel, Renames};
 
 mod accept;
+mod status;
 mod watch;
 use accept::Listener;
 use watch::FileWatch;
@@ -138,6 +139,7 @@ fn reload_logged(shared: &Shared, path: &Path) {
     match reload(shared, path) {
         Ok(r) => {
             metrics.reload(true);
+            status::reloaded(true, 0, Some(r.generation));
             info!(
                 path = %path.display(),
                 generation = r.generation,
@@ -150,6 +152,7 @@ fn reload_logged(shared: &Shared, path: &Path) {
         }
         Err(errors) => {
             metrics.reload(false);
+            status::reloaded(false, errors.len(), None);
             error!(
                 path = %path.display(),
                 errors = %errors.join("; "),
@@ -190,6 +193,7 @@ pub async fn run(
     mut control: tokio::sync::mpsc::Receiver<Control>,
 ) -> std::io::Result<()> {
     let shared = Arc::clone(&prepared.shared);
+    status::started();
     let config = Arc::clone(&shared.live().config);
     let shutdown = Shutdown::default();
     let tracker = TaskTracker::new();
@@ -211,16 +215,30 @@ pub async fn run(
         let metrics = Arc::clone(shared.reporter.metrics());
         let drain = shutdown.drain.clone();
         let probe = Arc::clone(&shared);
+        let ready_drain = drain.clone();
         let ready = Arc::new(move || {
             let probe = Arc::clone(&probe);
-            let draining = drain.is_cancelled();
+            let draining = ready_drain.is_cancelled();
             Box::pin(async move { !draining && upstream_reachable(&probe).await })
                 as metrics::ReadyFuture
         });
+        let probe = Arc::clone(&shared);
+        let status = Arc::new(move || {
+            let probe = Arc::clone(&probe);
+            let draining = drain.is_cancelled();
+            Box::pin(async move {
+                let healthy = !draining && upstream_reachable(&probe).await;
+                status::snapshot(&probe, healthy)
+            }) as metrics::StatusFuture
+        });
+        let probes = metrics::Probes {
+            ready,
+            status: Some(status),
+        };
         tokio::spawn(metrics::serve(
             listener,
             metrics,
-            ready,
+            probes,
             metrics_stop.clone(),
         ));
     }

@@ -123,6 +123,37 @@ impl AclLog {
         }
     }
 
+    /// The newest `count` entries for the operator's status page, as JSON:
+    /// a key or channel name is never shown (`object` only for command and
+    /// authentication entries, where it is a command name).
+    pub fn newest_json(&self, count: usize) -> Vec<serde_json::Value> {
+        let Ok(entries) = self.entries.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        entries
+            .iter()
+            .take(count)
+            .map(|e| {
+                let object = match e.reason {
+                    Reason::Command | Reason::Auth => {
+                        String::from_utf8_lossy(&e.object).into_owned()
+                    }
+                    Reason::Key | Reason::Channel => String::new(),
+                };
+                serde_json::json!({
+                    "count": e.count,
+                    "reason": e.reason.as_str(),
+                    "context": e.context,
+                    "object": object,
+                    "username": String::from_utf8_lossy(&e.username),
+                    "age_seconds": now.duration_since(e.at).as_secs(),
+                    "client_info": e.client_info,
+                })
+            })
+            .collect()
+    }
+
     /// The `ACL LOG [count]` reply, newest first, as a RESP2 array of flat
     /// field/value arrays or (RESP3) an array of maps.
     pub fn reply(&self, count: usize, resp3: bool) -> Vec<u8> {

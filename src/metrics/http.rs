@@ -25,6 +25,8 @@ use super::Metrics;
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+const HTML: &str = "text/html; charset=utf-8";
 
 /// Connections served at once; a new one beyond this closes the oldest, so
 /// idle or slow peers can never keep a probe from being answered.
@@ -48,6 +50,22 @@ pub type ReadyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = bool> 
 /// Makes a [`ReadyFuture`] per `/readyz` request.
 pub type Ready = Arc<dyn Fn() -> ReadyFuture + Send + Sync>;
 
+/// What `/status` (and `/`) awaits: the status snapshot.
+pub type StatusFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send>>;
+
+/// Makes a [`StatusFuture`] per `/status` or `/` request.
+pub type Status = Arc<dyn Fn() -> StatusFuture + Send + Sync>;
+
+/// What the endpoint asks the server for.
+#[derive(Clone)]
+pub struct Probes {
+    /// `/readyz`.
+    pub ready: Ready,
+    /// `/status` and `/`; `None`: those are 404.
+    pub status: Option<Status>,
+}
+
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -57,6 +75,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// - `/metrics`: 200, [`Metrics::encode`] with content type [`CONTENT_TYPE`];
 /// - `/healthz`: 200 `ok`;
 /// - `/readyz`: 200 `ready` when `ready()` resolves to true, else 503 `not ready`;
+/// - `/status`: the status snapshot as JSON; `/`: the same as an HTML page
+///   ([`super::status_page`]);
 /// - anything else: 404 `not found`.
 ///
 /// HTTP/1.1 with keep-alive; a malformed request ends its connection (hyper
@@ -69,7 +89,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    ready: Ready,
+    probes: Probes,
     stop: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -101,7 +121,7 @@ pub async fn serve(
         let handle = connections.spawn(connection(
             stream,
             Arc::clone(&metrics),
-            Arc::clone(&ready),
+            probes.clone(),
             stop.clone(),
         ));
         by_age.push_back(handle);
@@ -124,14 +144,14 @@ pub async fn serve(
 async fn connection(
     stream: TcpStream,
     metrics: Arc<Metrics>,
-    ready: Ready,
+    probes: Probes,
     stop: CancellationToken,
 ) {
     let service = service_fn(move |request: Request<Incoming>| {
-        let (metrics, ready) = (Arc::clone(&metrics), Arc::clone(&ready));
+        let (metrics, probes) = (Arc::clone(&metrics), probes.clone());
         async move {
             let answer =
-                tokio::time::timeout(REQUEST_DEADLINE, respond(&request, &metrics, &ready));
+                tokio::time::timeout(REQUEST_DEADLINE, respond(&request, &metrics, &probes));
             Ok::<_, Infallible>(
                 answer
                     .await
@@ -165,7 +185,7 @@ async fn connection(
 async fn respond(
     request: &Request<Incoming>,
     metrics: &Metrics,
-    ready: &Ready,
+    probes: &Probes,
 ) -> Response<Full<Bytes>> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return text(StatusCode::NOT_FOUND, "not found");
@@ -179,8 +199,24 @@ async fn respond(
             response
         }
         "/healthz" => text(StatusCode::OK, "ok"),
-        "/readyz" if ready().await => text(StatusCode::OK, "ready"),
+        "/readyz" if (probes.ready)().await => text(StatusCode::OK, "ready"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        path @ ("/status" | "/") => match &probes.status {
+            Some(status) => {
+                let snapshot = status().await;
+                let (body, kind) = if path == "/status" {
+                    (snapshot.to_string(), JSON)
+                } else {
+                    (super::status_page::render(&snapshot), HTML)
+                };
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(kind));
+                response
+            }
+            None => text(StatusCode::NOT_FOUND, "not found"),
+        },
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
 }

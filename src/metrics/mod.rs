@@ -16,6 +16,7 @@
 
 mod http;
 mod labels;
+pub mod status_page;
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
@@ -26,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-pub use http::{serve, Ready, ReadyFuture, CONTENT_TYPE};
+pub use http::{serve, Probes, Ready, ReadyFuture, Status, StatusFuture, CONTENT_TYPE};
 pub use labels::{CommandResult, Limit, UpstreamKind};
 
 use labels::{
@@ -255,6 +256,19 @@ impl Metrics {
                 reason: Text(reason.into()),
             })
             .inc();
+    }
+
+    /// `user`'s `portcullis_commands_total` values by result (zeros before
+    /// its first command), for the status page.
+    pub fn user_commands(&self, user: &str) -> [(CommandResult, u64); CommandResult::ALL.len()] {
+        let counters = self.command_counters.read().ok();
+        let series = counters.as_ref().and_then(|c| c.get(user));
+        CommandResult::ALL.map(|r| (r, series.map_or(0, |s| s[r as usize].get())))
+    }
+
+    /// `portcullis_connections_open` now.
+    pub fn connections_open(&self) -> i64 {
+        self.connections_open.get()
     }
 
     /// Counts one command in `portcullis_commands_total{user,result}`.

@@ -73,10 +73,13 @@ async fn start(metrics: Arc<Metrics>) -> Endpoint {
     let task = tokio::spawn(metrics::serve(
         listener,
         metrics,
-        Arc::new(move || {
-            let ready = flag.load(Ordering::SeqCst);
-            Box::pin(async move { ready }) as metrics::ReadyFuture
-        }),
+        metrics::Probes {
+            ready: Arc::new(move || {
+                let ready = flag.load(Ordering::SeqCst);
+                Box::pin(async move { ready }) as metrics::ReadyFuture
+            }),
+            status: None,
+        },
         stop.clone(),
     ));
     Endpoint {

@@ -24,6 +24,7 @@ mod proxy_protocol;
 mod rate;
 mod reload;
 mod sentinel;
+mod status;
 mod stream;
 mod tls;
 mod tokens;

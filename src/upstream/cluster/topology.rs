@@ -51,6 +51,22 @@ impl SlotMap {
         &self.masters
     }
 
+    /// Contiguous slot ranges and their master's index in [`Self::masters`],
+    /// in slot order (unserved slots left out).
+    pub fn ranges(&self) -> Vec<(u16, u16, usize)> {
+        let mut out: Vec<(u16, u16, usize)> = Vec::new();
+        for (slot, &owner) in (0u16..).zip(&self.owners) {
+            if owner == NONE {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if usize::from(owner) == last.2 && last.1 + 1 == slot => last.1 = slot,
+                _ => out.push((slot, slot, usize::from(owner))),
+            }
+        }
+        out
+    }
+
     /// True when every slot has a master.
     pub fn complete(&self) -> bool {
         !self.masters.is_empty() && self.owners.iter().all(|&o| o != NONE)
