@@ -167,6 +167,7 @@ pub(crate) struct FileLimits {
     pub handshake_timeout_ms: Option<u64>,
     pub idle_timeout_s: Option<u64>,
     pub rate_mode: Option<String>,
+    pub rate_scope: Option<String>,
     pub conn_rate_per_ip: Option<FileRate>,
     pub auth_failures_per_ip: Option<FileRate>,
 }

@@ -72,3 +72,29 @@ pub(crate) fn source_list(
         }
     }
 }
+
+/// One of a fixed set of strings at `key`: its value in `options`, `default`
+/// when absent, an error (`expected` lists the choices) when unknown.
+pub(crate) fn choice<T: Copy>(
+    key: &'static str,
+    value: Option<&str>,
+    options: &[(&str, T)],
+    default: T,
+    expected: &'static str,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    let Some(value) = value else {
+        return default;
+    };
+    match options.iter().find(|(name, _)| *name == value) {
+        Some(&(_, v)) => v,
+        None => {
+            errors.push(ConfigError::BadChoice {
+                key,
+                value: value.to_owned(),
+                expected,
+            });
+            default
+        }
+    }
+}

@@ -8,10 +8,10 @@ use crate::edge::{Access, AuthMethod, AuthMethods};
 
 use super::error::ConfigError;
 use super::file::{FileAuth, FileLimits, FileRate, FileUser};
-use super::keys::{nonzero, path_key, source_list};
+use super::keys::{choice, nonzero, path_key, source_list};
 use super::types::{
-    AuthSettings, CertUserField, Limits, RateMode, RateSettings, ScriptPolicy, TokenSettings,
-    UserEntry,
+    AuthSettings, CertUserField, Limits, RateMode, RateScope, RateSettings, ScriptPolicy,
+    TokenSettings, UserEntry,
 };
 
 /// True for a name Redis 7.0's `ACL SETUSER` accepts: no ASCII whitespace
@@ -76,18 +76,17 @@ pub(crate) fn auth(file: FileAuth, base: &Path, errors: &mut Vec<ConfigError>) -
         .as_deref()
         .map(|p| path_key("auth.acl_file", p, base, errors));
 
-    let scripts = match file.scripts.as_deref() {
-        None | Some("restricted") => ScriptPolicy::Restricted,
-        Some("acl") => ScriptPolicy::Acl,
-        Some(other) => {
-            errors.push(ConfigError::BadChoice {
-                key: "auth.scripts",
-                value: other.to_owned(),
-                expected: r#""restricted", "acl""#,
-            });
-            ScriptPolicy::Restricted
-        }
-    };
+    let scripts = choice(
+        "auth.scripts",
+        file.scripts.as_deref(),
+        &[
+            ("restricted", ScriptPolicy::Restricted),
+            ("acl", ScriptPolicy::Acl),
+        ],
+        ScriptPolicy::Restricted,
+        r#""restricted", "acl""#,
+        errors,
+    );
 
     let token = file.token.map(|t| {
         let user_claim = t.user_claim.unwrap_or_else(|| "sub".to_owned());
@@ -117,20 +116,24 @@ pub(crate) fn auth(file: FileAuth, base: &Path, errors: &mut Vec<ConfigError>) -
 pub(crate) fn limits(file: &FileLimits, errors: &mut Vec<ConfigError>) -> Limits {
     let d = Limits::default();
     let handshake_ms = u64::try_from(d.handshake_timeout.as_millis()).unwrap_or(u64::MAX);
-    let rate_mode = match file.rate_mode.as_deref() {
-        None => d.rate_mode,
-        Some("delay") => RateMode::Delay,
-        Some("reject") => RateMode::Reject,
-        Some(other) => {
-            errors.push(ConfigError::BadChoice {
-                key: "limits.rate_mode",
-                value: other.to_owned(),
-                expected: r#""delay", "reject""#,
-            });
-            d.rate_mode
-        }
-    };
+    let rate_mode = choice(
+        "limits.rate_mode",
+        file.rate_mode.as_deref(),
+        &[("delay", RateMode::Delay), ("reject", RateMode::Reject)],
+        d.rate_mode,
+        r#""delay", "reject""#,
+        errors,
+    );
+    let rate_scope = choice(
+        "limits.rate_scope",
+        file.rate_scope.as_deref(),
+        &[("local", RateScope::Local), ("shared", RateScope::Shared)],
+        d.rate_scope,
+        r#""local", "shared""#,
+        errors,
+    );
     Limits {
+        rate_scope,
         max_clients: nonzero(
             "limits.max_clients",
             file.max_clients,

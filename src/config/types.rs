@@ -255,6 +255,8 @@ pub struct Limits {
     pub idle_timeout: Option<Duration>,
     /// What happens to a command over its user's rate.
     pub rate_mode: RateMode,
+    /// Where users' rate budgets live: this process, or the upstream Redis.
+    pub rate_scope: RateScope,
     /// New connections from one IP address; over it a connection is closed
     /// before its TLS handshake. `None` = off (`ops_per_sec = 0`).
     pub conn_rate_per_ip: Option<RateSettings>,
@@ -276,6 +278,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_millis(10_000),
             idle_timeout: None,
             rate_mode: RateMode::Delay,
+            rate_scope: RateScope::Local,
             conn_rate_per_ip: Some(RateSettings {
                 ops_per_sec: 1_000,
                 burst: 2_000,
@@ -315,6 +318,16 @@ pub struct UserEntry {
     pub enforce: bool,
     /// `filter_listings`: KEYS, SCAN and RANDOMKEY show only readable keys.
     pub filter_listings: bool,
+}
+
+/// `limits.rate_scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateScope {
+    /// `"local"` (default): each proxy process keeps its own budgets.
+    Local,
+    /// `"shared"`: the budgets live in the upstream Redis, shared by every
+    /// proxy process in front of it.
+    Shared,
 }
 
 /// A user's `rate = { ops_per_sec, burst }`.

@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -20,7 +21,9 @@ use super::stream::{self, Passthrough};
 use super::{replies, Conn};
 use crate::acl::log::Reason;
 use crate::acl::Users;
+use crate::config::{RateMode, RateScope};
 use crate::limits::rate::{RateBucket, RateVerdict};
+use crate::limits::shared_rate::{SharedVerdict, StoreTarget};
 use crate::logsafe::Escaped;
 use crate::metrics::{CommandResult, Limit};
 use crate::resp::request::{ProtocolError, RequestScan};
@@ -186,6 +189,35 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     /// Applies the user's rate to the command at `command`: true to run it;
     /// false when it was answered `-ERR rate limit exceeded` (reject mode) or
     /// the connection paused until a token is due (delay mode).
+    /// `rate_scope = "shared"`: the verdict of the user's shared budget, or of
+    /// the local bucket while the store cannot be reached.
+    async fn shared_verdict(&self, bucket: &RateBucket) -> RateVerdict {
+        let mode = self.live.config.limits.rate_mode;
+        let Some(user) = self.session.user(&self.live.users) else {
+            return bucket.verdict(mode);
+        };
+        let live = &self.live;
+        let target = StoreTarget {
+            settings: &live.config.upstream,
+            tls: live.upstream_tls.as_ref(),
+            renames: &live.renames,
+            endpoints: &self.shared.endpoints,
+            topology: self.shared.cluster().map(|c| &*c.topology),
+        };
+        let shared = &self.shared.rate_store;
+        match shared.take(&user.name, bucket.settings(), &target).await {
+            Ok(SharedVerdict::Go) => RateVerdict::Go,
+            Ok(SharedVerdict::Wait(wait)) => match mode {
+                RateMode::Reject => RateVerdict::Reject,
+                RateMode::Delay => RateVerdict::Wait(wait.max(Duration::from_millis(1))),
+            },
+            Err(()) => {
+                self.shared.reporter.metrics().rate_store_fallback();
+                bucket.verdict(mode)
+            }
+        }
+    }
+
     async fn rate_allows(
         &mut self,
         bucket: Option<&RateBucket>,
@@ -195,7 +227,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         let Some(bucket) = bucket else {
             return true;
         };
-        let verdict = bucket.verdict(self.live.config.limits.rate_mode);
+        let verdict = match self.live.config.limits.rate_scope {
+            RateScope::Local => bucket.verdict(self.live.config.limits.rate_mode),
+            RateScope::Shared => self.shared_verdict(bucket).await,
+        };
         if verdict == RateVerdict::Go {
             return true;
         }

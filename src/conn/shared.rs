@@ -58,6 +58,8 @@ pub struct Shared {
     pub clients: Arc<ClientDirectory>,
     /// The master Sentinel names (unused with a fixed upstream address).
     pub endpoints: Arc<Endpoints>,
+    /// `rate_scope = "shared"`: this process's leases of the shared budgets.
+    pub rate_store: crate::limits::shared_rate::RateStore,
     /// Pooled mode's shared upstream connections ([`Shared::start_pool`]).
     pool: OnceLock<Pool>,
     /// Cluster mode: the slot map and one pool per master.
@@ -84,6 +86,7 @@ impl Shared {
             endpoints: Arc::new(Endpoints::new(Some(Arc::clone(reporter.metrics())))),
             reporter,
             clients: Arc::default(),
+            rate_store: Default::default(),
             pool: OnceLock::new(),
             cluster: OnceLock::new(),
         }

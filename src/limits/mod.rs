@@ -8,6 +8,7 @@
 
 pub mod rate;
 pub mod report;
+pub mod shared_rate;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -70,6 +70,7 @@ pub struct Metrics {
     command_counters: RwLock<HashMap<Box<str>, [Counter; CommandResult::ALL.len()]>>,
     auth_failures: Counter,
     token_expiries: Counter,
+    rate_store_fallbacks: Counter,
     upstream_connect_errors: Counter,
     upstream_failovers: Counter,
     upstream_redirects: [Counter; 2],
@@ -142,6 +143,13 @@ impl Metrics {
             token_expiries.clone(),
         );
 
+        let rate_store_fallbacks = Counter::default();
+        registry.register(
+            "portcullis_rate_store_fallbacks",
+            "Rate decisions made locally because the shared rate store (rate_scope = \"shared\") could not be reached",
+            rate_store_fallbacks.clone(),
+        );
+
         let upstream_connect_errors = Counter::default();
         registry.register(
             "portcullis_upstream_connect_errors",
@@ -212,6 +220,7 @@ impl Metrics {
             command_counters: RwLock::default(),
             auth_failures,
             token_expiries,
+            rate_store_fallbacks,
             upstream_connect_errors,
             upstream_failovers,
             upstream_redirects,
@@ -314,6 +323,11 @@ impl Metrics {
                 })
             })
         }));
+    }
+
+    /// Counts a rate decision made locally while the shared store is unreachable.
+    pub fn rate_store_fallback(&self) {
+        self.rate_store_fallbacks.inc();
     }
 
     /// Counts a connection closed at its token's expiry.

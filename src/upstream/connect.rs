@@ -209,7 +209,7 @@ pub(super) async fn open_stream(
 const MAX_SETUP_REPLIES: usize = 1 << 20;
 
 /// Writes `commands` at once and reads one reply frame for each.
-pub(super) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     commands: &[Vec<u8>],
     label: &str,

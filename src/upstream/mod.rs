@@ -11,7 +11,9 @@ pub mod pool;
 pub mod renames;
 pub mod sentinel;
 
-pub use connect::{auth_command, connect_to, label, Connected, UpstreamError, UpstreamStream};
+pub use connect::{
+    auth_command, connect_to, exchange, label, Connected, UpstreamError, UpstreamStream,
+};
 pub use endpoints::{Endpoint, Endpoints};
 pub use pool::{Pool, PoolReply, Seat, SeatReplies};
 pub use renames::Renames;

@@ -225,3 +225,101 @@ async fn failed_auths_from_one_address_are_delayed_past_the_burst() {
     assert!(logs.contains("authentication failed"));
     assert!(!logs.contains("guess3") && !logs.contains("secret"));
 }
+
+/// alice at 100 commands/s, burst 20, kept in the upstream Redis.
+fn shared_config(pki: &TestPki, redis: &RedisServer) -> String {
+    let extra = "[limits]\nrate_mode = \"reject\"\nrate_scope = \"shared\"\n\n\
+                 [[users]]\nname = \"alice\"\nrules = \"on ~* &* +@all\"\n\
+                 rate = { ops_per_sec = 100, burst = 20 }\n";
+    base_config_with_server(pki, &redis.addr(), METRICS, extra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_proxies_share_one_budget() {
+    let redis = RedisServer::start();
+    let pki = TestPki::new();
+    let other_dir = tempfile::tempdir().expect("dir");
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::copy(pki.dir().join(f), other_dir.path().join(f)).expect("copy");
+    }
+    let first = Proxy::start(&shared_config(&pki, &redis), pki.dir());
+    let second = Proxy::start(&shared_config(&pki, &redis), other_dir.path());
+    let mut a = vec![
+        resp_tls(first.tls_addr(), &pki, Some("alice")).await,
+        resp_tls(first.tls_addr(), &pki, Some("alice")).await,
+    ];
+    let mut b = vec![
+        resp_tls(second.tls_addr(), &pki, Some("alice")).await,
+        resp_tls(second.tls_addr(), &pki, Some("alice")).await,
+    ];
+    let start = std::time::Instant::now();
+    let gap = Duration::from_millis(50);
+    let ((pa, ra, _), (pb, rb, _)) =
+        tokio::join!(pound(&mut a, 60, 20, gap), pound(&mut b, 60, 20, gap));
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(pa + ra + pb + rb, 2 * 60 * 20);
+    let admitted = (pa + pb) as f64;
+    let budget = 100.0 * elapsed + 20.0;
+    println!("shared budget: {pa} + {pb} = {admitted} admitted in {elapsed:.2} s; rate x time + burst = {budget:.0}");
+    // Together, within 5% of what one budget allows; and both processes were served.
+    assert!(admitted <= budget * 1.05, "{admitted} > {budget:.0} + 5%");
+    assert!(
+        admitted >= budget * 0.85,
+        "{admitted} far below {budget:.0}"
+    );
+    assert!(pa > 0 && pb > 0);
+    // Each process alone would have admitted about the whole budget: the
+    // store is what held them to one.
+    let fallbacks = scrape(&first, "portcullis_rate_store_fallbacks_total").await
+        + scrape(&second, "portcullis_rate_store_fallbacks_total").await;
+    assert_eq!(fallbacks, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_store_falls_back_to_local_limits_and_comes_back() {
+    let mut redis = RedisServer::start();
+    let pki = TestPki::new();
+    let proxy = Proxy::start(&shared_config(&pki, &redis), pki.dir());
+    let mut alice = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
+    assert_eq!(alice.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+    redis.kill();
+    // (Its upstream connection is gone, and so is alice's connection.) A new
+    // client: every command is answered; the local bucket decides, and the
+    // upstream is down.
+    assert!(alice.try_read_reply().await.is_err());
+    let mut alice = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
+    alice.send_raw(&pings(40)).await;
+    let mut limited = 0;
+    for _ in 0..40 {
+        match alice.read_reply().await {
+            Reply::Error(e) if e == "ERR rate limit exceeded" => limited += 1,
+            Reply::Error(e) if e.starts_with("ERR upstream") => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        limited >= 10,
+        "the local bucket (burst 20) decided: {limited}"
+    );
+    assert!(scrape(&proxy, "portcullis_rate_store_fallbacks_total").await >= 1.0);
+    assert!(proxy
+        .wait_for_log(Duration::from_secs(5), |l| l
+            .contains("rate store unreachable"))
+        .is_some());
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut fresh = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
+    let mut pong = false;
+    for _ in 0..20 {
+        if fresh.cmd_str(&["PING"]).await == Reply::Simple("PONG".into()) {
+            pong = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(pong);
+    assert!(proxy
+        .wait_for_log(Duration::from_secs(5), |l| l
+            .contains("rate store reachable again"))
+        .is_some());
+}
