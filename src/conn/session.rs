@@ -323,8 +323,8 @@ impl Session {
             }
             return Decision::Local(LocalReply::Owned(Bytes::from(reply)));
         }
-        if let Some(listing) = Listing::of(cmd.name) {
-            if let Some(u) = user.filter(|u| u.filter_listings) {
+        if let Some(u) = user.filter(|u| u.filter_listings) {
+            if let Some(listing) = Listing::of(cmd.name) {
                 if self.in_multi {
                     // Its reply would be inside EXEC's: refused, EXEC aborts.
                     self.multi_dirty = true;
