@@ -1,9 +1,12 @@
 //! `filter_listings`: the replies of `KEYS`, `SCAN` and `RANDOMKEY` keep only
 //! the keys the user may read — exactly the keys for which `ACL DRYRUN <user>
-//! GET <key>` is `OK` — with `SCAN`'s cursor unchanged. The reply arrives
-//! whole (such a slot is never streamed), is walked once, and only the kept
-//! keys are copied to the client's output: the frame is never rebuilt in a
-//! second buffer. Pushes Redis wrote inside the reply go out first, as pushes.
+//! GET <key>` is `OK` — with `SCAN`'s cursor unchanged. A small reply is
+//! walked whole ([`filter`]); a large `KEYS` or `SCAN` reply is filtered as
+//! it arrives ([`ListingStream`]): only the keys kept are held until the end
+//! (their count heads the array), never the whole reply. Pushes Redis wrote
+//! inside the reply go out first, as pushes.
+
+use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 
@@ -158,6 +161,148 @@ fn bulk_value(frame: &[u8]) -> Option<&[u8]> {
     }
     let nl = memchr::memchr(b'\n', frame)?;
     frame.get(nl + 1..frame.len().checked_sub(2)?)
+}
+
+/// Where a streamed reply's walk is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The reply's own array header.
+    Outer,
+    /// `SCAN`'s cursor.
+    Cursor,
+    /// `SCAN`'s key array header.
+    Inner,
+    /// Keys still to come.
+    Keys(usize),
+    /// Walked; more bytes would be wrong.
+    Done,
+    /// Not a reply this walk understands: the client gets [`UNFILTERABLE`].
+    Failed,
+}
+
+/// A large `KEYS` or `SCAN` reply filtered part by part as it arrives.
+#[derive(Debug)]
+pub struct ListingStream {
+    listing: Listing,
+    user: Arc<User>,
+    scratch: CheckScratch,
+    /// Received, not yet walked: at most one element and a part.
+    pending: BytesMut,
+    stage: Stage,
+    cursor: BytesMut,
+    kept: BytesMut,
+    kept_count: usize,
+}
+
+impl ListingStream {
+    /// A walk of a `listing` reply for `user` (`KEYS` or `SCAN`).
+    pub fn new(listing: Listing, user: Arc<User>) -> Self {
+        ListingStream {
+            listing,
+            user,
+            scratch: CheckScratch::default(),
+            pending: BytesMut::new(),
+            stage: Stage::Outer,
+            cursor: BytesMut::new(),
+            kept: BytesMut::new(),
+            kept_count: 0,
+        }
+    }
+
+    /// Walks `part`, the next bytes of the reply; pushes inside it go to `out`.
+    pub fn feed(&mut self, part: &[u8], out: &mut BytesMut) {
+        if matches!(self.stage, Stage::Failed) {
+            return;
+        }
+        self.pending.extend_from_slice(part);
+        while self.step(out) {}
+    }
+
+    /// The reply's last bytes: the filtered reply goes to `out`.
+    pub fn finish(mut self, tail: &[u8], out: &mut BytesMut) {
+        self.feed(tail, out);
+        if matches!(self.stage, Stage::Keys(0)) {
+            self.stage = Stage::Done;
+        }
+        if self.stage != Stage::Done || !self.pending.is_empty() {
+            out.put_slice(UNFILTERABLE);
+            return;
+        }
+        if self.listing == Listing::Scan {
+            out.put_slice(b"*2\r\n");
+            out.put_slice(&self.cursor);
+        }
+        out.put_slice(format!("*{}\r\n", self.kept_count).as_bytes());
+        out.put_slice(&self.kept);
+    }
+
+    /// One step of the walk; false when it needs more bytes (or is over).
+    fn step(&mut self, out: &mut BytesMut) -> bool {
+        match self.stage {
+            Stage::Outer | Stage::Inner => {
+                let Some(nl) = memchr::memchr(b'\n', &self.pending) else {
+                    return false;
+                };
+                let line = self.pending.split_to(nl + 1);
+                let count = header(&line).map(|(n, _)| n);
+                self.stage = match (self.stage, self.listing, count) {
+                    (Stage::Outer, Listing::Scan, Some(2)) => Stage::Cursor,
+                    (Stage::Outer, Listing::Keys, Some(n)) | (Stage::Inner, _, Some(n)) => {
+                        Stage::Keys(n)
+                    }
+                    _ => Stage::Failed,
+                };
+                true
+            }
+            Stage::Cursor => match self.next_element(out) {
+                Some(cursor) => {
+                    self.cursor = cursor;
+                    self.stage = Stage::Inner;
+                    true
+                }
+                None => false,
+            },
+            Stage::Keys(0) => {
+                self.stage = Stage::Done;
+                true
+            }
+            Stage::Keys(left) => match self.next_element(out) {
+                Some(element) => {
+                    let keep = bulk_value(&element)
+                        .is_none_or(|key| may_read(&self.user, key, &mut self.scratch));
+                    if keep {
+                        self.kept.put_slice(&element);
+                        self.kept_count += 1;
+                    }
+                    self.stage = Stage::Keys(left - 1);
+                    true
+                }
+                None => false,
+            },
+            Stage::Done | Stage::Failed => false,
+        }
+    }
+
+    /// The next complete element in `pending` (pushes before it go to `out`).
+    fn next_element(&mut self, out: &mut BytesMut) -> Option<BytesMut> {
+        loop {
+            match ReplyScanner::new().scan(&self.pending) {
+                Ok(ReplyScan::Complete { len }) => {
+                    let element = self.pending.split_to(len);
+                    if element.first() == Some(&b'>') {
+                        out.put_slice(&element);
+                        continue;
+                    }
+                    return Some(element);
+                }
+                Ok(ReplyScan::Incomplete) => return None,
+                Err(_) => {
+                    self.stage = Stage::Failed;
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -94,3 +94,84 @@ fn randomkey_becomes_nil_when_unreadable() {
     assert_eq!(Listing::of("scan"), Some(Listing::Scan));
     assert_eq!(Listing::of("hscan"), None);
 }
+
+/// Streams `frame` through a [`ListingStream`] in pieces cut at `cuts`.
+fn streamed(frame: &[u8], listing: Listing, rules: &str, cuts: &[usize]) -> String {
+    let mut s = ListingStream::new(listing, std::sync::Arc::new(user(rules)));
+    let mut out = BytesMut::new();
+    let mut from = 0;
+    for &cut in cuts {
+        let cut = cut.min(frame.len());
+        if cut > from {
+            s.feed(&frame[from..cut], &mut out);
+            from = cut;
+        }
+    }
+    s.finish(&frame[from..], &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn streaming_filters_exactly_like_the_whole_reply() {
+    let mut big = format!("*{}\r\n", 600).into_bytes();
+    for i in 0..600 {
+        let key = format!("{}:{i}:{}", ["a", "b", "c"][i % 3], "x".repeat(i % 50));
+        big.extend_from_slice(format!("${}\r\n{key}\r\n", key.len()).as_bytes());
+    }
+    let mut scan = b"*2\r\n$5\r\n12345\r\n".to_vec();
+    scan.extend_from_slice(&big);
+    let mut with_push = b"*2\r\n>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n$1\r\n0\r\n".to_vec();
+    with_push.extend_from_slice(&big);
+    let mut rng = 0x9e37_79b9_u64;
+    for rules in [
+        "on ~a:* +@all",
+        "on %R~b:* ~c:1* +@all",
+        "on allkeys +@all",
+        "on +@all",
+    ] {
+        for (frame, listing) in [
+            (&big, Listing::Keys),
+            (&scan, Listing::Scan),
+            (&with_push, Listing::Scan),
+        ] {
+            let whole = filtered(frame, listing, rules, true);
+            for _ in 0..20 {
+                let mut cuts: Vec<usize> = (0..8)
+                    .map(|_| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        (rng % frame.len() as u64) as usize
+                    })
+                    .collect();
+                cuts.sort_unstable();
+                assert_eq!(
+                    streamed(frame, listing, rules, &cuts),
+                    whole,
+                    "{rules} {cuts:?}"
+                );
+            }
+            // One byte at a time.
+            let every: Vec<usize> = (1..frame.len()).collect();
+            assert_eq!(
+                streamed(frame, listing, rules, &every),
+                whole,
+                "{rules} byte by byte"
+            );
+        }
+    }
+    // A reply that is not what the command returns is never passed on.
+    assert_eq!(
+        streamed(b"*3\r\n$1\r\na\r\n", Listing::Keys, "on ~* +@all", &[4]),
+        String::from_utf8_lossy(UNFILTERABLE)
+    );
+    assert_eq!(
+        streamed(
+            b"*3\r\n$1\r\na\r\n:1\r\n",
+            Listing::Scan,
+            "on ~* +@all",
+            &[4]
+        ),
+        String::from_utf8_lossy(UNFILTERABLE)
+    );
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::client_lines::ClientLines;
-use super::listing::{self, Listing};
+use super::listing::{self, Listing, ListingStream};
 use super::upstream_link::{Desync, ReplySink};
 use crate::acl::User;
 use crate::resp::reply::{pubsub_kind, PubSubKind};
@@ -140,7 +140,7 @@ impl ReplySink for Routing<'_> {
     }
 
     fn stream(&mut self, part: &[u8]) {
-        self.out.put_slice(part);
+        self.slots.stream_part(part, self.out);
     }
 
     fn fail(&mut self, commands: usize, reply: &'static [u8]) -> Result<(), Desync> {
@@ -169,6 +169,8 @@ pub struct ReplySlots {
     protocol_changes: u32,
     /// Rewrites `CLIENT INFO`/`LIST` replies; without it they pass as they are.
     client_lines: Option<ClientLines>,
+    /// The front slot's large `KEYS`/`SCAN` reply being filtered as it streams.
+    listing: Option<ListingStream>,
 }
 
 impl ReplySlots {
@@ -291,7 +293,31 @@ impl ReplySlots {
                 ..
             })
         );
-        head_plain && !self.may_be_push(ty)
+        // A large KEYS or SCAN reply is filtered as it streams.
+        let head_listing = matches!(
+            self.queue.front(),
+            Some(Slot::Upstream {
+                kind: SlotKind::Plain,
+                emit: Emit::Listing(Listing::Keys | Listing::Scan, _),
+                ..
+            })
+        );
+        (head_plain || (head_listing && ty == b'*')) && !self.may_be_push(ty)
+    }
+
+    /// The validated front (or a further part) of a large reply: to the
+    /// client, or through the front slot's listing filter.
+    fn stream_part(&mut self, part: &[u8], out: &mut BytesMut) {
+        match self.queue.front() {
+            Some(Slot::Upstream {
+                emit: Emit::Listing(listing, user),
+                ..
+            }) => self
+                .listing
+                .get_or_insert_with(|| ListingStream::new(*listing, Arc::clone(user)))
+                .feed(part, out),
+            _ => out.put_slice(part),
+        }
     }
 
     fn may_be_push(&self, ty: u8) -> bool {
@@ -344,7 +370,10 @@ impl ReplySlots {
                 }
             }
             Emit::Replace(r) => out.put_slice(r),
-            Emit::Listing(listing, user) => listing::filter(frame, *listing, user, self.resp3, out),
+            Emit::Listing(listing, user) => match self.listing.take() {
+                Some(stream) if streamed => stream.finish(frame, out),
+                _ => listing::filter(frame, *listing, user, self.resp3, out),
+            },
         }
         if remaining == 0 {
             self.queue.pop_front();

@@ -17,7 +17,11 @@ const USERS: usize = 8;
 fn rules(rng: &mut Rng) -> String {
     let mut r = String::from("on +@all");
     for _ in 0..rng.below(3) {
-        r.push_str(&format!(" {}{}", rng.pick(&PERMS), rng.pick(&PATTERNS)));
+        let pattern = rng.pick(&PATTERNS);
+        r.push_str(&format!(" {}{pattern}", rng.pick(&PERMS)));
+        if pattern == "*" {
+            break; // Redis refuses any pattern after `*`
+        }
     }
     if rng.chance(20) {
         r.push_str(" -get");
@@ -283,4 +287,49 @@ async fn cluster_listings_equal_acl_dryrun() {
             );
         }
     }
+}
+
+/// Replies far larger than the streaming threshold (64 KiB): filtered as
+/// they stream, in dedicated and pooled mode.
+async fn large(pooled: bool) {
+    let redis = RedisServer::start();
+    let pki = TestPki::new();
+    let mut direct = RespConn::connect_tcp(&redis.addr()).await.expect("redis");
+    let mut batch = Vec::new();
+    for i in 0..4000 {
+        let key = format!("{}:{i}:{}", ["a", "b"][i % 2], "x".repeat(40));
+        batch.extend(encode_command(&[b"SET", key.as_bytes(), b"v"]));
+    }
+    direct.send_raw(&batch).await;
+    for _ in 0..4000 {
+        assert!(direct.read_reply().await.is_ok());
+    }
+    let users =
+        "[[users]]\nname = \"lister\"\nrules = \"on >pw ~a:* +@all\"\nfilter_listings = true\n";
+    let upstream = if pooled {
+        "mode = \"pooled\"\npool_size = 2\n"
+    } else {
+        ""
+    };
+    let config = base_config(&pki, &redis.addr(), users)
+        .replace("[upstream]\n", &format!("[upstream]\n{upstream}"));
+    let proxy = Proxy::start(&config, pki.dir());
+    let mut c = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
+    assert!(c.cmd_str(&["AUTH", "lister", "pw"]).await.is_ok());
+    let expected = names(&direct.cmd_str(&["KEYS", "a:*"]).await);
+    assert_eq!(expected.len(), 2000);
+    assert_eq!(names(&c.cmd_str(&["KEYS", "*"]).await), expected);
+    let options = ["COUNT".to_string(), "3000".to_string()];
+    let (theirs, _) = scan_all(&mut direct, &options).await;
+    let (ours, keys) = scan_all(&mut c, &options).await;
+    assert_eq!(ours, theirs);
+    assert_eq!(keys, expected);
+    // The connection is still in step afterwards.
+    assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+}
+
+#[tokio::test]
+async fn large_listings_are_filtered_as_they_stream() {
+    large(false).await;
+    large(true).await;
 }
