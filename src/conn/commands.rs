@@ -5,7 +5,6 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,9 +20,7 @@ use super::stream::{self, Passthrough};
 use super::{replies, Conn};
 use crate::acl::log::Reason;
 use crate::acl::Users;
-use crate::config::{RateMode, RateScope};
-use crate::limits::rate::{RateBucket, RateVerdict};
-use crate::limits::shared_rate::{SharedVerdict, StoreTarget};
+use crate::limits::rate::RateBucket;
 use crate::logsafe::Escaped;
 use crate::metrics::{CommandResult, Limit};
 use crate::resp::request::{ProtocolError, RequestScan};
@@ -167,90 +164,6 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
         self.close(Close::Reload { user, reason });
     }
 
-    /// A pause is over. A failed AUTH waiting for the per-IP failure rate gets
-    /// its reply once a token is taken (until then the pause goes on); then
-    /// the commands that waited run.
-    pub(super) async fn resume(&mut self) {
-        if let Some(decided) = self.throttle.take_debt() {
-            match self.live.rates.auth_failure(self.peer.ip()) {
-                Ok(()) => {
-                    let mut failed = false;
-                    self.apply(decided, 0..0, &mut failed).await;
-                }
-                Err(wait) => {
-                    self.throttle.owe(decided, wait);
-                    return;
-                }
-            }
-        }
-        self.process_commands().await;
-    }
-
-    /// Applies the user's rate to the command at `command`: true to run it;
-    /// false when it was answered `-ERR rate limit exceeded` (reject mode) or
-    /// the connection paused until a token is due (delay mode).
-    /// `rate_scope = "shared"`: the verdict of the user's shared budget, or of
-    /// the local bucket while the store cannot be reached.
-    async fn shared_verdict(&self, bucket: &RateBucket) -> RateVerdict {
-        let mode = self.live.config.limits.rate_mode;
-        let Some(user) = self.session.user(&self.live.users) else {
-            return bucket.verdict(mode);
-        };
-        let live = &self.live;
-        let target = StoreTarget {
-            settings: &live.config.upstream,
-            tls: live.upstream_tls.as_ref(),
-            renames: &live.renames,
-            endpoints: &self.shared.endpoints,
-            topology: self.shared.cluster().map(|c| &*c.topology),
-        };
-        let shared = &self.shared.rate_store;
-        match shared.take(&user.name, bucket.settings(), &target).await {
-            Ok(SharedVerdict::Go) => RateVerdict::Go,
-            Ok(SharedVerdict::Wait(wait)) => match mode {
-                RateMode::Reject => RateVerdict::Reject,
-                RateMode::Delay => RateVerdict::Wait(wait.max(Duration::from_millis(1))),
-            },
-            Err(()) => {
-                self.shared.reporter.metrics().rate_store_fallback();
-                bucket.verdict(mode)
-            }
-        }
-    }
-
-    async fn rate_allows(
-        &mut self,
-        bucket: Option<&RateBucket>,
-        command: Range<usize>,
-        upstream_failed: &mut bool,
-    ) -> bool {
-        let Some(bucket) = bucket else {
-            return true;
-        };
-        let verdict = match self.live.config.limits.rate_scope {
-            RateScope::Local => bucket.verdict(self.live.config.limits.rate_mode),
-            RateScope::Shared => self.shared_verdict(bucket).await,
-        };
-        if verdict == RateVerdict::Go {
-            return true;
-        }
-        let user = self.session.user(&self.live.users).map(|u| u.name.clone());
-        if let RateVerdict::Wait(wait) = verdict {
-            self.shared
-                .reporter
-                .hit(Limit::RateDelay, self.peer, user.as_deref(), "paused");
-            self.throttle.pause_for(wait);
-        } else {
-            self.shared
-                .reporter
-                .hit(Limit::RateReject, self.peer, user.as_deref(), "rejected");
-            self.count(CommandResult::RateLimited, None);
-            let decided = self.session.refuse(replies::RATE_LIMITED);
-            self.apply(decided, command, upstream_failed).await;
-        }
-        false
-    }
-
     /// Acts on what a decision did besides its reply (a failed AUTH under the
     /// per-IP failure rate, a user cap, the metrics), then applies it.
     async fn settle(
@@ -307,7 +220,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     /// Counts one command's outcome under the user it ran as (`ran_as`, else
     /// the current one), and keeps the client's card (`CLIENT LIST`) on the
     /// current user.
-    fn count(&mut self, result: CommandResult, ran_as: Option<Arc<crate::acl::User>>) {
+    pub(super) fn count(&mut self, result: CommandResult, ran_as: Option<Arc<crate::acl::User>>) {
         let current = self.session.user(&self.live.users);
         let metrics = self.shared.reporter.metrics();
         self.stats
@@ -390,7 +303,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
     }
 
     /// Applies one decision; true when the command's bytes went upstream.
-    async fn apply(
+    pub(super) async fn apply(
         &mut self,
         decided: Decided,
         command: Range<usize>,

@@ -25,6 +25,7 @@ pub mod listing;
 mod pin;
 pub mod policy;
 mod pooled_seat;
+mod rate_check;
 pub mod replies;
 pub mod session;
 mod shared;
