@@ -49,7 +49,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Conn<S> {
             topology: self.shared.cluster().map(|c| &*c.topology),
         };
         let shared = &self.shared.rate_store;
-        match shared.take(&user.name, bucket.settings(), &target).await {
+        match shared.take(&user.name, bucket, &target).await {
             Ok(SharedVerdict::Go) => RateVerdict::Go,
             Ok(SharedVerdict::Wait(wait)) => match mode {
                 RateMode::Reject => RateVerdict::Reject,

@@ -6,7 +6,7 @@
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,45 @@ pub struct RateBucket<C: Clock = DefaultClock> {
     limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
     clock: C,
     settings: RateSettings,
+    /// `rate_scope = "shared"`: this process's lease of the shared budget.
+    lease: Lease,
+}
+
+/// Tokens of the shared budget leased to this process, spent without a lock.
+#[derive(Debug, Default)]
+pub struct Lease {
+    tokens: AtomicU32,
+    /// Spendable until this many nanoseconds after [`lease_epoch`].
+    until: AtomicU64,
+}
+
+/// The instant lease deadlines count from.
+fn lease_epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn lease_now() -> u64 {
+    u64::try_from(lease_epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Lease {
+    /// Spends one leased token if one is left and the lease still holds.
+    pub fn spend(&self) -> bool {
+        if self.until.load(Ordering::Acquire) <= lease_now() {
+            return false;
+        }
+        self.tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(1))
+            .is_ok()
+    }
+
+    /// A new lease: `tokens` to spend within `lasts`.
+    pub fn renew(&self, tokens: u32, lasts: Duration) {
+        let until = lease_now().saturating_add(u64::try_from(lasts.as_nanos()).unwrap_or(u64::MAX));
+        self.tokens.store(tokens, Ordering::Release);
+        self.until.store(until, Ordering::Release);
+    }
 }
 
 impl RateBucket {
@@ -57,7 +96,13 @@ impl<C: Clock + Clone> RateBucket<C> {
             limiter: RateLimiter::direct_with_clock(quota(settings), clock.clone()),
             clock,
             settings,
+            lease: Lease::default(),
         }
+    }
+
+    /// This process's lease of the user's shared budget (`rate_scope = "shared"`).
+    pub fn lease(&self) -> &Lease {
+        &self.lease
     }
 
     /// The settings this gate was built from.

@@ -15,7 +15,6 @@
 //! bucket decides, a WARN line says so once, `portcullis_rate_store_fallbacks_total`
 //! counts each such decision, and the store is tried again after a second.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,6 +23,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::{RateSettings, UpstreamSettings, UpstreamTarget};
+use crate::limits::rate::RateBucket;
 use crate::resp::value::Value;
 use crate::tls::UpstreamTls;
 use crate::upstream::cluster::slot::key_slot;
@@ -55,10 +55,10 @@ const STORE_TIMEOUT: Duration = Duration::from_millis(250);
 /// After a failure, the store is left alone this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Tokens one lease asks for: a twentieth of a second's worth, at most a
-/// quarter of the burst, between 1 and 100.
+/// Tokens one lease asks for: 20 ms worth (a fiftieth of a second's budget,
+/// which bounds the error), at most a quarter of the burst, 1 to 10 000.
 pub fn lease_size(rate: RateSettings) -> u32 {
-    (rate.ops_per_sec / 20).min(rate.burst / 4).clamp(1, 100)
+    (rate.ops_per_sec / 50).min(rate.burst / 4).clamp(1, 10_000)
 }
 
 /// What the store says for one command.
@@ -84,16 +84,9 @@ pub struct StoreTarget<'a> {
     pub topology: Option<&'a Topology>,
 }
 
-#[derive(Debug, Default)]
-struct Lease {
-    tokens: u32,
-    until: Option<Instant>,
-}
-
 /// The process's side of the shared budgets.
 #[derive(Debug, Default)]
 pub struct RateStore {
-    leases: Mutex<HashMap<String, Lease>>,
     /// One store connection, one request at a time.
     conn: tokio::sync::Mutex<Option<UpstreamStream>>,
     /// Not before this instant after a failure.
@@ -103,16 +96,18 @@ pub struct RateStore {
 }
 
 impl RateStore {
-    /// Takes one token of `user`'s shared budget (`rate`): from this
-    /// process's lease, or a new lease from the store. `Err` when the store
-    /// cannot say (the caller uses the local bucket).
+    /// Takes one token of `user`'s shared budget: from this process's lease
+    /// (kept in the user's `bucket`, spent without a lock), or a new lease
+    /// from the store. `Err` when the store cannot say (the caller uses the
+    /// local bucket).
     pub async fn take(
         &self,
         user: &str,
-        rate: RateSettings,
+        bucket: &RateBucket,
         target: &StoreTarget<'_>,
     ) -> Result<SharedVerdict, ()> {
-        if self.spend(user) {
+        let rate = bucket.settings();
+        if bucket.lease().spend() {
             return Ok(SharedVerdict::Go);
         }
         if self
@@ -126,7 +121,7 @@ impl RateStore {
         }
         let mut conn = self.conn.lock().await;
         // Another task may have brought a lease meanwhile.
-        if self.spend(user) {
+        if bucket.lease().spend() {
             return Ok(SharedVerdict::Go);
         }
         let want = lease_size(rate);
@@ -141,15 +136,7 @@ impl RateStore {
                     f64::from(granted) / f64::from(rate.ops_per_sec.max(1)),
                 );
                 let lasts = lasts.clamp(Duration::from_millis(20), Duration::from_secs(1));
-                if let Ok(mut leases) = self.leases.lock() {
-                    leases.insert(
-                        user.to_owned(),
-                        Lease {
-                            tokens: granted - 1,
-                            until: Some(Instant::now() + lasts),
-                        },
-                    );
-                }
+                bucket.lease().renew(granted - 1, lasts);
                 Ok(SharedVerdict::Go)
             }
             outcome => {
@@ -166,20 +153,6 @@ impl RateStore {
                 }
                 Err(())
             }
-        }
-    }
-
-    /// Spends a token of `user`'s current lease, if it has one still valid.
-    fn spend(&self, user: &str) -> bool {
-        let Ok(mut leases) = self.leases.lock() else {
-            return false;
-        };
-        match leases.get_mut(user) {
-            Some(l) if l.tokens > 0 && l.until.is_some_and(|u| Instant::now() < u) => {
-                l.tokens -= 1;
-                true
-            }
-            _ => false,
         }
     }
 
@@ -275,9 +248,10 @@ mod tests {
     #[test]
     fn lease_sizes_stay_small() {
         let r = |ops_per_sec, burst| RateSettings { ops_per_sec, burst };
-        assert_eq!(lease_size(r(100, 20)), 5);
+        assert_eq!(lease_size(r(100, 20)), 2);
         assert_eq!(lease_size(r(1, 1)), 1);
-        assert_eq!(lease_size(r(100_000, 100_000)), 100);
+        assert_eq!(lease_size(r(100_000, 100_000)), 2000);
+        assert_eq!(lease_size(r(10_000_000, 10_000_000)), 10_000);
         assert_eq!(lease_size(r(1000, 8)), 2);
         assert_eq!(key_of("app"), "portcullis:rate:{app}");
     }
