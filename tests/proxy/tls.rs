@@ -107,8 +107,10 @@ async fn cert_map_and_cert_user_fields_choose_the_user() {
     assert_eq!(try_command(&proxy, &pki, Some("alice")).await, pong);
     // bob maps to carol, who is off: unauthenticated.
     assert_eq!(try_command(&proxy, &pki, Some("bob")).await, noauth);
-    let logs = proxy.logs().join("\n");
-    assert!(logs.contains("user is off"), "{logs}");
+    let off = proxy.wait_for_log(std::time::Duration::from_secs(5), |l| {
+        l.contains("user is off")
+    });
+    assert!(off.is_some(), "{}", proxy.logs().join("\n"));
 }
 
 #[tokio::test]

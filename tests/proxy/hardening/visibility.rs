@@ -50,12 +50,17 @@ async fn log_fields_cannot_start_lines_or_drive_a_terminal() {
             assert!(c.cmd_str(&["AUTH", "alice", "pw"]).await.is_ok());
             assert!(c.cmd_str(&["GET", "bob:k"]).await.is_error());
         }
-        let logs = proxy
-            .wait_for_log(std::time::Duration::from_secs(5), |l| {
-                l.contains("ACL denied")
-            })
-            .map(|_| proxy.logs())
-            .expect("denial logged");
+        // Both connections' denials (the log is read from the child
+        // asynchronously: wait for the second, not just the first).
+        let both = proxy.wait_for_log(std::time::Duration::from_secs(5), |_| {
+            proxy.logs()[lines_before..]
+                .iter()
+                .filter(|l| l.contains("ACL denied"))
+                .count()
+                >= 2
+        });
+        assert!(both.is_some(), "denials logged");
+        let logs = proxy.logs();
         let new = &logs[lines_before..];
         for line in new {
             assert!(!line.contains('\x1b') && !line.contains('\x07'), "{line:?}");
