@@ -278,3 +278,34 @@ async fn expiry_closes_the_connection_unless_a_fresh_auth_came() {
         .wait_for_log(Duration::from_secs(5), |l| l.contains("token expired"))
         .is_some());
 }
+
+#[tokio::test]
+async fn a_replaced_jwks_file_is_taken_without_a_signal() {
+    let redis = RedisServer::start();
+    let pki = TestPki::new();
+    let issuer = Issuer::new(pki.dir());
+    let proxy = Proxy::start(&config(&pki, &redis), pki.dir());
+    let t = now();
+    let mut c = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
+    let old_key = issuer.rsa(&claims("svc", t + 300));
+    assert!(c.cmd_str(&["AUTH", "svc", &old_key]).await.is_ok());
+    // The issuer rotates: a new key set replaces the file (by rename).
+    let next_dir = tempfile::tempdir().expect("dir");
+    let next = Issuer::new(next_dir.path());
+    let tmp = pki.dir().join("jwks.json.tmp");
+    std::fs::copy(next_dir.path().join("jwks.json"), &tmp).expect("copy");
+    std::fs::rename(&tmp, pki.dir().join("jwks.json")).expect("rename");
+    let reloaded = proxy.wait_for_log(std::time::Duration::from_secs(5), |l| {
+        l.contains("configuration reloaded")
+    });
+    assert!(reloaded.is_some(), "{}", proxy.logs().join("\n"));
+    let new_key = next.rsa(&claims("svc", t + 300));
+    let mut d = resp_tls(proxy.tls_addr(), &pki, Some("alice")).await;
+    assert!(d.cmd_str(&["AUTH", "svc", &new_key]).await.is_ok());
+    assert_eq!(
+        d.cmd_str(&["AUTH", "svc", &old_key]).await.error(),
+        Some(WRONGPASS)
+    );
+    // The connection that authenticated before goes on.
+    assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+}
