@@ -213,15 +213,9 @@ impl ClusterRouter {
     /// The master serving `slot` (any master without one; a seed before
     /// the slot map is known: its `MOVED` will say where to go).
     pub fn node_for(&self, slot: Option<u16>) -> UpstreamAddr {
-        let map = self.topology.map();
-        let known = match slot {
-            Some(s) => map.owner(s),
-            None => map.masters().first(),
-        };
-        match known {
-            Some(m) => m.addr.clone(),
-            None => self.topology.seed(),
-        }
+        let map = self.topology.map_now();
+        map.serving(slot)
+            .map_or_else(|| self.topology.seed(), |m| m.addr.clone())
     }
 
     fn seat_index(&mut self, addr: &UpstreamAddr, resp3: bool) -> usize {
@@ -232,11 +226,9 @@ impl ClusterRouter {
     /// finds it, without copying its address.
     fn seat_for(&mut self, slot: Option<u16>, resp3: bool) -> usize {
         let map = self.topology.map_now();
-        let known = match slot {
-            Some(s) => map.owner(s),
-            None => map.masters().first(),
-        };
-        let addr = known.map_or(self.topology.seed_ref(), |m| &m.addr);
+        let addr = map
+            .serving(slot)
+            .map_or(self.topology.seed_ref(), |m| &m.addr);
         seat_index(&mut self.seats, &self.pools, &self.replies, addr, resp3)
     }
 

@@ -40,6 +40,15 @@ impl SlotMap {
         self.masters.get(usize::from(i))
     }
 
+    /// The master serving `slot`, or for `None` (a keyless command) the
+    /// first master.
+    pub fn serving(&self, slot: Option<u16>) -> Option<&Master> {
+        match slot {
+            Some(s) => self.owner(s),
+            None => self.masters.first(),
+        }
+    }
+
     /// The index (in [`SlotMap::masters`]) of the master serving `slot`.
     pub fn owner_index(&self, slot: u16) -> Option<usize> {
         let i = *self.owners.get(usize::from(slot))?;
