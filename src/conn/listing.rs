@@ -1,9 +1,9 @@
 //! `filter_listings`: the replies of `KEYS`, `SCAN` and `RANDOMKEY` keep only
 //! the keys the user may read — exactly the keys for which `ACL DRYRUN <user>
-//! GET <key>` is `OK` — with `SCAN`'s cursor unchanged. A small reply is
-//! walked whole ([`filter`]); a large `KEYS` or `SCAN` reply is filtered as
-//! it arrives ([`ListingStream`]): only the keys kept are held until the end
-//! (their count heads the array), never the whole reply. Pushes Redis wrote
+//! GET <key>` is `OK` — with `SCAN`'s cursor unchanged. One walk,
+//! [`ListingStream`], filters a large `KEYS` or `SCAN` reply as it arrives
+//! and a small one ([`filter`]) in one piece: only the keys kept are held
+//! until the end (their count heads the array), never the whole reply. Pushes Redis wrote
 //! inside the reply go out first, as pushes.
 
 use std::sync::Arc;
@@ -42,116 +42,33 @@ impl Listing {
 const UNFILTERABLE: &[u8] = b"-ERR the proxy could not filter this reply\r\n";
 
 /// Writes `frame` (one complete reply of `listing`) to `out` with only the
-/// keys `user` may read; `resp3` picks RANDOMKEY's nil.
-pub fn filter(frame: &[u8], listing: Listing, user: &User, resp3: bool, out: &mut BytesMut) {
-    let mut scratch = CheckScratch::default();
-    let mut readable = |key: &[u8]| may_read(user, key, &mut scratch);
-    match frame.first() {
-        Some(b'*') => {}
-        Some(b'$') if listing == Listing::RandomKey => {
-            match bulk_value(frame) {
-                Some(key) if !readable(key) => {
-                    out.put_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" });
-                }
-                _ => out.put_slice(frame),
+/// keys `user` may read; `resp3` picks RANDOMKEY's nil. An array is walked
+/// by the same [`ListingStream`] that filters a reply as it streams.
+pub fn filter(frame: &[u8], listing: Listing, user: &Arc<User>, resp3: bool, out: &mut BytesMut) {
+    match (frame.first(), listing) {
+        (Some(b'*'), Listing::RandomKey) => out.put_slice(UNFILTERABLE),
+        (Some(b'*'), _) => ListingStream::new(listing, Arc::clone(user)).finish(frame, out),
+        (Some(b'$'), Listing::RandomKey) => match bulk_value(frame) {
+            Some(key) if !may_read(user, key, &mut CheckScratch::default()) => {
+                out.put_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" });
             }
-            return;
-        }
+            _ => out.put_slice(frame),
+        },
         // Errors and nils hold no key.
-        _ => {
-            out.put_slice(frame);
-            return;
-        }
-    }
-    let done = match listing {
-        Listing::Keys => keys(frame, &mut readable, out),
-        Listing::Scan => scan(frame, &mut readable, out),
-        Listing::RandomKey => None,
-    };
-    if done.is_none() {
-        out.put_slice(UNFILTERABLE);
+        _ => out.put_slice(frame),
     }
 }
 
-/// `KEYS`: the array with the unreadable keys left out.
-fn keys(frame: &[u8], readable: &mut impl FnMut(&[u8]) -> bool, out: &mut BytesMut) -> Option<()> {
-    let (count, mut pos) = header(frame)?;
-    let kept = kept_keys(frame, &mut pos, count, readable, out)?;
-    write_array(&kept, frame, out);
-    Some(())
-}
-
-/// `SCAN`: the cursor as it is, the key page filtered.
-fn scan(frame: &[u8], readable: &mut impl FnMut(&[u8]) -> bool, out: &mut BytesMut) -> Option<()> {
-    let (2, mut pos) = header(frame)? else {
-        return None;
-    };
-    let cursor = next_element(frame, &mut pos, out)?;
-    let (count, inner) = header(frame.get(pos..)?)?;
-    pos += inner;
-    let kept = kept_keys(frame, &mut pos, count, readable, out)?;
-    out.put_slice(b"*2\r\n");
-    out.put_slice(frame.get(cursor.0..cursor.1)?);
-    write_array(&kept, frame, out);
-    Some(())
-}
-
-/// `*<n>\r\n` (or `~<n>`) at the start of `frame`: `n` and the header's length.
-fn header(frame: &[u8]) -> Option<(usize, usize)> {
-    if !matches!(frame.first(), Some(b'*' | b'~')) {
+/// `*<n>\r\n` at the start of `line`: `n`.
+fn header(line: &[u8]) -> Option<usize> {
+    if line.first() != Some(&b'*') {
         return None;
     }
-    let nl = memchr::memchr(b'\n', frame)?;
-    let digits = std::str::from_utf8(frame.get(1..nl.checked_sub(1)?)?).ok()?;
-    Some((digits.parse().ok()?, nl + 1))
-}
-
-/// The next element at `pos` (pushes before it go to `out` as they are):
-/// its byte range.
-fn next_element(frame: &[u8], pos: &mut usize, out: &mut BytesMut) -> Option<(usize, usize)> {
-    loop {
-        let rest = frame.get(*pos..)?;
-        let Ok(ReplyScan::Complete { len }) = ReplyScanner::new().scan(rest) else {
-            return None;
-        };
-        let range = (*pos, *pos + len);
-        *pos += len;
-        if rest.first() == Some(&b'>') {
-            out.put_slice(frame.get(range.0..range.1)?);
-            continue;
-        }
-        return Some(range);
-    }
-}
-
-/// The ranges of the readable keys among the next `count` elements.
-fn kept_keys(
-    frame: &[u8],
-    pos: &mut usize,
-    count: usize,
-    readable: &mut impl FnMut(&[u8]) -> bool,
-    out: &mut BytesMut,
-) -> Option<Vec<(usize, usize)>> {
-    let mut kept = Vec::new();
-    for _ in 0..count {
-        let (start, end) = next_element(frame, pos, out)?;
-        let element = frame.get(start..end)?;
-        // A key is a bulk string; anything else is kept as it is.
-        let keep = bulk_value(element).is_none_or(&mut *readable);
-        if keep {
-            kept.push((start, end));
-        }
-    }
-    Some(kept)
-}
-
-fn write_array(kept: &[(usize, usize)], frame: &[u8], out: &mut BytesMut) {
-    out.put_slice(format!("*{}\r\n", kept.len()).as_bytes());
-    for &(start, end) in kept {
-        if let Some(element) = frame.get(start..end) {
-            out.put_slice(element);
-        }
-    }
+    let nl = memchr::memchr(b'\n', line)?;
+    std::str::from_utf8(line.get(1..nl.checked_sub(1)?)?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The value of a bulk string frame `$<n>\r\n<value>\r\n`.
@@ -244,7 +161,7 @@ impl ListingStream {
                     return false;
                 };
                 let line = self.pending.split_to(nl + 1);
-                let count = header(&line).map(|(n, _)| n);
+                let count = header(&line);
                 self.stage = match (self.stage, self.listing, count) {
                     (Stage::Outer, Listing::Scan, Some(2)) => Stage::Cursor,
                     (Stage::Outer, Listing::Keys, Some(n)) | (Stage::Inner, _, Some(n)) => {

@@ -9,7 +9,13 @@ fn user(rules: &str) -> User {
 
 fn filtered(frame: &[u8], listing: Listing, rules: &str, resp3: bool) -> String {
     let mut out = BytesMut::new();
-    filter(frame, listing, &user(rules), resp3, &mut out);
+    filter(
+        frame,
+        listing,
+        &std::sync::Arc::new(user(rules)),
+        resp3,
+        &mut out,
+    );
     String::from_utf8_lossy(&out).into_owned()
 }
 
