@@ -1,6 +1,7 @@
 //! `limits.rate_scope = "shared"`: every user's GCRA state lives in the
-//! upstream Redis (key `portcullis:rate:{<user>}`, so in a cluster it sits
-//! on the master of that key's slot), kept by a Lua script that reads
+//! upstream Redis (key `portcullis:{rate}:<user>`: one hash tag for every
+//! user, so in a cluster all of them sit on the master of one slot and the
+//! process's one store connection reaches them all), kept by a Lua script that reads
 //! Redis's own clock, so all proxy processes in front of it share one budget.
 //!
 //! Not a round trip per command: a process takes a *lease* of up to
@@ -163,9 +164,10 @@ impl RateStore {
     }
 }
 
-/// The store key of `user`: its hash tag keeps it on one cluster slot.
+/// The store key of `user`. The hash tag is the same for every user: one
+/// slot, one master, so one connection serves every user's lease.
 fn key_of(user: &str) -> String {
-    format!("portcullis:rate:{{{user}}}")
+    format!("portcullis:{{rate}}:{user}")
 }
 
 /// One lease request: `(granted, wait_us)`.
@@ -253,6 +255,10 @@ mod tests {
         assert_eq!(lease_size(r(100_000, 100_000)), 2000);
         assert_eq!(lease_size(r(10_000_000, 10_000_000)), 10_000);
         assert_eq!(lease_size(r(1000, 8)), 2);
-        assert_eq!(key_of("app"), "portcullis:rate:{app}");
+        assert_eq!(key_of("app"), "portcullis:{rate}:app");
+        assert_eq!(
+            key_slot(key_of("a").as_bytes()),
+            key_slot(key_of("b").as_bytes())
+        );
     }
 }
