@@ -24,23 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_ports() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-while len(socks) < int(sys.argv[1]):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    if p == 6379 or p > 55000:
-        s.close(); continue
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 10000))  # the cluster bus port must be free too
-    except OSError:
-        s.close(); continue
-    b.close(); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
+source "$(dirname "$0")/lib.sh"
 
 read -r -a PORTS <<<"$(free_ports 4)"
 NODES=("${PORTS[@]:0:3}")
@@ -96,7 +80,6 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 nodes_ticks() { local t=0 pid; for pid in "${NODE_PIDS[@]}"; do t=$((t + $(ticks "$pid"))); done; echo "$t"; }
 
 : >"$DIR/cluster/rows.tsv"

@@ -16,11 +16,8 @@ DIR=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-rate.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
-read -r REDIS LOCAL SHARED <<<"$(python3 -c '
-import socket
-s=[socket.socket() for _ in range(3)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))')"
+source "$ROOT/benches/lib.sh"
+read -r REDIS LOCAL SHARED <<<"$(free_ports 3)"
 "$BIN" gen-certs --out "$DIR/certs" --client bench >/dev/null
 setsid redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --dir "$DIR" >/dev/null &
 PIDS+=("$!")
@@ -54,7 +51,6 @@ for port in $LOCAL $SHARED; do
     sleep 0.1
   done
 done
-ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 : >"$DIR/rows"
 for round in $(seq "$ROUNDS"); do
   for p in 1 16; do
